@@ -1,0 +1,63 @@
+"""The FastAPI application: thin HTTP over the domain services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from conexapi import __version__
+from conexapi.health.endpoints import router as health_router
+from conexapi.kit import jobs
+from conexapi.kit.errors import install_error_handlers
+from conexapi.kit.logging import configure_logging
+from conexapi.kit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from conexapi.kit.resources import open_resources
+from conexapi.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = await open_resources(settings)
+        app.state.resources = resources
+        if send_jobs:
+            from workers.celery_app import create_celery
+            from workers.sender import CelerySender
+
+            celery = app.state.celery if hasattr(app.state, "celery") else create_celery(settings)
+            jobs.set_sender(CelerySender(celery))
+        try:
+            yield
+        finally:
+            if send_jobs:
+                jobs.set_sender(None)
+            await resources.aclose()
+
+    app = FastAPI(
+        title="ConexAPI",
+        version=__version__,
+        summary="Marketplace sales become ERP invoices: exactly one per order.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router)
+    for router in _domain_routers():
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _domain_routers() -> list:  # type: ignore[type-arg]
+    """Routers of the domain packages; each one adds itself here."""
+    return []
+
+
+def create_app_from_env() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.json_logs)
+    return create_app(settings)

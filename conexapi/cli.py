@@ -1,0 +1,86 @@
+"""The ``conexapi`` command: one entry point for every process."""
+
+from __future__ import annotations
+
+import typer
+
+from conexapi.settings import get_settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="ConexAPI processes and tools.")
+
+
+@cli.command()
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default CONEXAPI_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default CONEXAPI_API_PORT)."),
+    workers: int = typer.Option(1, help="uvicorn worker processes."),
+) -> None:
+    """Serve the HTTP API (webhooks, OAuth callbacks, /api/v1, health, metrics)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "conexapi.app:create_app_from_env",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        proxy_headers=True,
+        access_log=False,
+        log_config=None,
+    )
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    concurrency: int | None = typer.Option(None, help="Child processes."),
+    pool: str = typer.Option("prefork", help="Celery pool (prefork, solo)."),
+) -> None:
+    """Run a Celery worker (extra arguments go to Celery)."""
+    from workers import tasks  # noqa: F401
+    from workers.celery_app import app
+
+    settings = get_settings()
+    argv = [
+        "worker",
+        "--loglevel",
+        settings.log_level,
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency or settings.worker_concurrency),
+        *ctx.args,
+    ]
+    app.worker_main(argv)
+
+
+@cli.command()
+def beat(
+    schedule: str = typer.Option("celerybeat-schedule", help="Beat's state file."),
+) -> None:
+    """Run Celery beat: sweeper and the other periodic jobs."""
+    from workers import tasks  # noqa: F401
+    from workers.celery_app import app
+
+    app.start(["beat", "--loglevel", get_settings().log_level, "--schedule", schedule])
+
+
+@cli.command()
+def migrate(
+    revision: str = typer.Argument("head", help="Target revision."),
+) -> None:
+    """Upgrade the database schema."""
+    from conexapi.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

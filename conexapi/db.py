@@ -1,0 +1,90 @@
+"""Async engines and the unit of work.
+
+Only the unit of work commits: the request dependency (:func:`get_session`) and the task
+wrapper (:func:`unit_of_work`). Services and repositories ``flush()`` at most. Jobs queued
+with :func:`conexapi.kit.jobs.enqueue` during a unit of work are sent only after its commit
+succeeds, and dropped on rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+from conexapi.kit import jobs
+from conexapi.settings import Settings
+
+
+def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
+    url = settings.database_url
+    kwargs: dict[str, Any] = {"echo": settings.db_echo}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
+        if not pool:
+            kwargs["poolclass"] = NullPool
+        engine = create_async_engine(url, **kwargs)
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    kwargs.update(pool_pre_ping=True, pool_recycle=settings.db_pool_recycle)
+    if pool:
+        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    else:
+        kwargs["poolclass"] = NullPool
+    if url.startswith(("mysql", "mariadb")):
+        # READ COMMITTED: fewer gap locks on the inbox's unique key under concurrent inserts.
+        kwargs["isolation_level"] = "READ COMMITTED"
+        kwargs["connect_args"] = {"charset": "utf8mb4"}
+    return create_async_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    """WAL, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for every transaction.
+
+    SQLite's deferred transactions fail with "database is locked" when two connections
+    upgrade a read to a write at once; taking the write lock at BEGIN makes concurrent
+    writers wait for the busy timeout instead.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """Commit on success, roll back on error; then send the jobs queued inside."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            jobs.discard(session)
+            raise
+    await jobs.flush(session)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from conexapi.deps import ResourcesDep
+from conexapi.health.service import readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Database reachable, migrations at head, Redis reachable when configured",
+    responses={503: {"description": "Not ready; the checks say why"}},
+)
+async def readyz(resources: ResourcesDep) -> JSONResponse:
+    ok, checks = await readiness(resources)
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,34 @@
+"""Every ORM model, so Alembic sees one metadata."""
+
+from conexapi.models.base import Base, utcnow
+from conexapi.models.connection import Connection, ConnectionStatus
+from conexapi.models.merchant import Merchant
+from conexapi.models.pipeline import Mapping, MappingKind, Pipeline, PipelineStatus
+from conexapi.models.sync import (
+    ACTIVE_RUN_STATUSES,
+    EventStatus,
+    OrderState,
+    OrderSync,
+    RunStatus,
+    SyncRun,
+    WebhookEvent,
+)
+
+__all__ = [
+    "ACTIVE_RUN_STATUSES",
+    "Base",
+    "Connection",
+    "ConnectionStatus",
+    "EventStatus",
+    "Mapping",
+    "MappingKind",
+    "Merchant",
+    "OrderState",
+    "OrderSync",
+    "Pipeline",
+    "PipelineStatus",
+    "RunStatus",
+    "SyncRun",
+    "WebhookEvent",
+    "utcnow",
+]

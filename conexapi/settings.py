@@ -1,0 +1,122 @@
+"""Settings from the environment (prefix ``CONEXAPI_``) and an optional ``.env`` file.
+
+With nothing configured the service runs on the embedded default: a SQLite file and
+no Redis (jobs go through an in-process queue). Pointing ``CONEXAPI_DATABASE_URL`` at
+MariaDB and setting ``CONEXAPI_REDIS_URL`` switches to the production shape.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Self
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Development-only secrets; accepted only when the service is embedded.
+INSECURE_SECRET_KEY = "insecure-embedded-secret-key-change-me"  # noqa: S105
+INSECURE_ENCRYPTION_KEY = "ZW1iZWRkZWQtb25seS1rZXktMzItYnl0ZXMtbG9uZyE="  # noqa: S105
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class LogFormat(StrEnum):
+    auto = "auto"
+    json = "json"
+    console = "console"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONEXAPI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = Environment.development
+    database_url: str = "sqlite+aiosqlite:///./conexapi.db"
+    redis_url: str | None = None
+    #: Seconds a pooled MariaDB connection lives; below the server's wait_timeout (28800 s).
+    db_pool_recycle: int = 1800
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_echo: bool = False
+    sqlite_busy_timeout_ms: int = 15000
+
+    secret_key: SecretStr = SecretStr(INSECURE_SECRET_KEY)
+    #: Comma-separated Fernet keys, newest first; older keys stay readable for rotation.
+    encryption_keys: SecretStr = SecretStr(INSECURE_ENCRYPTION_KEY)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.auto
+
+    worker_concurrency: int = 2
+    #: Redis visibility timeout; no countdown may exceed it (long waits live in the database).
+    broker_visibility_timeout: int = 3600
+    sweeper_interval_seconds: float = 30.0
+    run_heartbeat_timeout_seconds: float = 300.0
+
+    mercadolibre_api_url: str = "https://api.mercadolibre.com"
+    mercadolibre_auth_url: str = "https://auth.mercadolibre.com.co"
+    mercadolibre_client_id: str = ""
+    mercadolibre_client_secret: SecretStr = SecretStr("")
+    mercadolibre_redirect_uri: str = "http://127.0.0.1:8000/oauth/mercadolibre/callback"
+    #: Comma-separated source IPs allowed to post notifications; empty disables the check.
+    mercadolibre_notification_ips: str = ""
+    #: Optional shared secret expected as ``?token=`` on the notification URL.
+    mercadolibre_webhook_token: SecretStr = SecretStr("")
+
+    siigo_api_url: str = "https://api.siigo.com"
+    siigo_partner_id: str = "ConexAPI"
+    #: Requests per minute per Siigo company, shared by every worker.
+    siigo_requests_per_minute: int = 100
+
+    sandbox_host: str = "127.0.0.1"
+    sandbox_mercadolibre_port: int = 8101
+    sandbox_siigo_port: int = 8102
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded(self) -> bool:
+        """True when running without external services (SQLite, no Redis)."""
+        return self.is_sqlite and not self.redis_url
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is LogFormat.auto:
+            return self.env is Environment.production
+        return self.log_format is LogFormat.json
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> Self:
+        if self.embedded or self.env is Environment.test:
+            return self
+        insecure = []
+        if self.secret_key.get_secret_value() == INSECURE_SECRET_KEY:
+            insecure.append("CONEXAPI_SECRET_KEY")
+        if INSECURE_ENCRYPTION_KEY in self.encryption_keys.get_secret_value():
+            insecure.append("CONEXAPI_ENCRYPTION_KEYS")
+        if insecure:
+            raise ValueError(
+                "insecure default secrets outside the embedded mode; set "
+                + ", ".join(insecure)
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+__all__ = ["Environment", "LogFormat", "Settings", "get_settings"]

@@ -1,0 +1,1 @@
+"""Pluggable connectors: one package per external system, each with its sandbox."""

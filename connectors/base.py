@@ -1,0 +1,161 @@
+"""The connector contract: small typed ABCs, one per side.
+
+A connector is built with an ``httpx.AsyncClient`` owned by the process (never created at
+import) and its own config; it holds no per-request state. Every method that calls out
+classifies failures into :mod:`connectors.errors` where the call is made.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, ClassVar, Literal, Protocol
+
+import httpx
+
+from connectors.models import (
+    AccountProfile,
+    AuthorizationRequest,
+    CustomerRef,
+    CustomerSpec,
+    ErpCredentials,
+    ErpSession,
+    Invoice,
+    InvoiceDraft,
+    Notification,
+    Order,
+    Product,
+    TokenSet,
+)
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """What a webhook endpoint hands to a connector to verify and parse."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    client_ip: str | None
+
+
+class MarketplaceConnector(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def parse_notification(self, request: InboundRequest) -> Notification:
+        """Verify and parse a webhook without any network call.
+
+        Raises :class:`~connectors.errors.InvalidNotification` for a body that is malformed
+        or fails verification. A valid notification the product does not act on (another
+        topic, say) comes back with ``ignore_reason`` set.
+        """
+
+    @abstractmethod
+    def authorization_request(
+        self, *, state: str, site: str | None = None
+    ) -> AuthorizationRequest:
+        """The consent URL for ``state``, with a fresh PKCE verifier to keep server-side."""
+
+    @abstractmethod
+    async def exchange_code(self, code: str, code_verifier: str) -> TokenSet:
+        """Trade an authorization code for tokens."""
+
+    @abstractmethod
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """Trade a refresh token for a new pair. Refresh tokens may be single-use: the
+        caller must persist the returned pair before anything else."""
+
+    @abstractmethod
+    async def get_profile(self, access_token: str) -> AccountProfile:
+        """Who the token belongs to."""
+
+    @abstractmethod
+    async def fetch_order(self, access_token: str, order_id: str) -> Order:
+        """The order as it is now, with the buyer's fiscal identity."""
+
+    @abstractmethod
+    def search_orders(
+        self, access_token: str, account_id: str, updated_from: datetime, updated_to: datetime
+    ) -> AsyncIterator[Order]:
+        """Every order of ``account_id`` updated in the window, paging to the end."""
+
+    @abstractmethod
+    def idempotency_key(self, order: Order) -> str:
+        """The deterministic key an ERP document for this order is created under."""
+
+
+class RateLimiter(Protocol):
+    """Shared by every worker: ``acquire(key)`` returns when a request under ``key`` may go.
+
+    The product passes a Redis-backed limiter in production and an in-process one when
+    embedded; connectors call it before every request to a rate-limited service.
+    """
+
+    async def acquire(self, key: str) -> None: ...
+
+
+class NoLimit:
+    async def acquire(self, key: str) -> None:
+        return None
+
+
+class ErpConnector(ABC):
+    """Every call takes the account's credentials: the connector caches the session token
+    per account itself, renews it on expiry and re-authenticates once on a 401."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def authenticate(self, credentials: ErpCredentials) -> ErpSession:
+        """Obtain a fresh session token (used to check credentials when linking)."""
+
+    @abstractmethod
+    async def ensure_customer(
+        self, credentials: ErpCredentials, customer: CustomerSpec
+    ) -> CustomerRef:
+        """Find the customer by identification, creating it when missing."""
+
+    @abstractmethod
+    async def find_product(self, credentials: ErpCredentials, code: str) -> Product | None:
+        """The product with this code, or None."""
+
+    @abstractmethod
+    async def create_invoice(
+        self, credentials: ErpCredentials, draft: InvoiceDraft, idempotency_key: str
+    ) -> Invoice:
+        """Create the invoice. Repeating the call with the same key returns the invoice
+        created first instead of a second one; that is what makes retries after a timeout
+        safe."""
+
+    @abstractmethod
+    async def get_invoice(self, credentials: ErpCredentials, invoice_id: str) -> Invoice:
+        """One invoice by id."""
+
+    @abstractmethod
+    def list_invoices(
+        self, credentials: ErpCredentials, date_from: date, date_to: date
+    ) -> AsyncIterator[Invoice]:
+        """Every invoice dated in the range, paging to the end."""
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """What a connector package exposes under the ``conexapi.connectors`` entry point."""
+
+    name: str
+    kind: Literal["marketplace", "erp"]
+    #: ``factory(http, settings, limiter)`` → a connector instance; ``settings`` is the
+    #: product's :class:`~conexapi.settings.Settings`, ``limiter`` a :class:`RateLimiter`.
+    factory: Any
+    #: ``sandbox_app()`` → the ASGI app simulating the service.
+    sandbox_app: Any
+    description: str = ""
+
+
+def build(
+    spec: ConnectorSpec, http: httpx.AsyncClient, settings: Any, limiter: RateLimiter | None = None
+) -> Any:
+    return spec.factory(http, settings, limiter or NoLimit())

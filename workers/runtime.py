@@ -1,0 +1,75 @@
+"""Per-process resources for Celery workers.
+
+Celery runs sync task functions; the service code is async. Each worker child process
+gets one event loop, and the engine, Redis client and HTTP clients are created on that
+loop (in ``worker_process_init``, or lazily for the solo pool and the embedded worker) and
+closed on shutdown. Every task's coroutine runs on that loop, so pooled connections are
+never used from a loop they were not created on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from conexapi.db import create_engine, create_sessionmaker
+from conexapi.kit.resources import Resources, open_resources
+from conexapi.settings import Settings, get_settings
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.resources: Resources = self.loop.run_until_complete(open_resources(settings))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.resources.engine
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        return self.resources.sessionmaker
+
+    def run(self, factory: Callable[[Resources], Awaitable[T]]) -> T:
+        return self.loop.run_until_complete(factory(self.resources))
+
+    def close(self) -> None:
+        try:
+            self.loop.run_until_complete(self.resources.aclose())
+        finally:
+            self.loop.close()
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def get_runtime() -> WorkerRuntime:
+    """This process's runtime, created on first use (and anew after a fork)."""
+    global _runtime
+    if _runtime is None or _runtime.pid != os.getpid():
+        _runtime = WorkerRuntime(get_settings())
+    return _runtime
+
+
+def init_runtime() -> None:
+    get_runtime()
+
+
+def close_runtime() -> None:
+    global _runtime
+    if _runtime is not None and _runtime.pid == os.getpid():
+        _runtime.close()
+    _runtime = None
+
+
+__all__ = ["WorkerRuntime", "close_runtime", "create_engine", "create_sessionmaker", "get_runtime"]

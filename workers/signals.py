@@ -1,0 +1,57 @@
+"""Wire the per-process runtime and the correlation id into Celery's lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import Task
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+)
+
+from conexapi.kit.context import clean_request_id, reset_request_id, set_request_id
+from conexapi.kit.logging import configure_logging
+from conexapi.settings import get_settings
+from workers.runtime import close_runtime, init_runtime
+
+
+@setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.json_logs)
+
+
+@worker_process_init.connect
+def _init(**_: Any) -> None:
+    init_runtime()
+
+
+@worker_process_shutdown.connect
+def _shutdown(**_: Any) -> None:
+    close_runtime()
+
+
+def correlation_id_of(task: Task) -> str | None:
+    headers = getattr(task.request, "headers", None) or {}
+    value = headers.get("correlation_id") or getattr(task.request, "correlation_id", None)
+    return str(value) if value else None
+
+
+@task_prerun.connect
+def _bind(task: Task, task_id: str, **_: Any) -> None:
+    rid = clean_request_id(correlation_id_of(task))
+    task.request.conexapi_token = set_request_id(rid)
+    structlog.contextvars.bind_contextvars(task=task.name, task_id=task_id)
+
+
+@task_postrun.connect
+def _unbind(task: Task, **_: Any) -> None:
+    token = getattr(task.request, "conexapi_token", None)
+    if token is not None:
+        reset_request_id(token)
+    structlog.contextvars.clear_contextvars()
