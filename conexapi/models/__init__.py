@@ -3,6 +3,7 @@
 from conexapi.models.base import Base, utcnow
 from conexapi.models.connection import Connection, ConnectionStatus
 from conexapi.models.merchant import Merchant
+from conexapi.models.oauth import OAuthState
 from conexapi.models.pipeline import Mapping, MappingKind, Pipeline, PipelineStatus
 from conexapi.models.sync import (
     ACTIVE_RUN_STATUSES,
@@ -23,6 +24,7 @@ __all__ = [
     "Mapping",
     "MappingKind",
     "Merchant",
+    "OAuthState",
     "OrderState",
     "OrderSync",
     "Pipeline",
