@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from conexapi import __version__
 from conexapi.health.endpoints import router as health_router
@@ -30,9 +30,14 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
 
             celery = app.state.celery if hasattr(app.state, "celery") else create_celery(settings)
             jobs.set_sender(CelerySender(celery))
+        from conexapi.webhooks.inbox import InboxWriter
+
+        app.state.inbox = InboxWriter(resources.sessionmaker)
+        app.state.inbox.start()
         try:
             yield
         finally:
+            await app.state.inbox.stop()
             if send_jobs:
                 jobs.set_sender(None)
             await resources.aclose()
@@ -52,9 +57,13 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
     return app
 
 
-def _domain_routers() -> list:  # type: ignore[type-arg]
+def _domain_routers() -> list[APIRouter]:
     """Routers of the domain packages; each one adds itself here."""
-    return []
+    from conexapi.pipelines.endpoints import router as pipelines_router
+    from conexapi.sync.endpoints import router as sync_router
+    from conexapi.webhooks.endpoints import router as webhooks_router
+
+    return [webhooks_router, pipelines_router, sync_router]
 
 
 def create_app_from_env() -> FastAPI:

@@ -8,6 +8,10 @@ from celery import Celery
 
 from conexapi.kit.jobs import Job
 
+#: Message header carrying the correlation id of the request or job that enqueued this one.
+#: Not ``correlation_id``: Celery uses that name for the task id.
+CORRELATION_HEADER = "conexapi_correlation_id"
+
 
 class CelerySender:
     def __init__(self, app: Celery) -> None:
@@ -19,7 +23,7 @@ class CelerySender:
                 self.app.send_task(
                     job.name,
                     args=list(job.args),
-                    headers={"correlation_id": job.correlation_id},
+                    headers={CORRELATION_HEADER: job.correlation_id},
                     producer=producer,
                 )
 

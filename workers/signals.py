@@ -18,6 +18,7 @@ from conexapi.kit.context import clean_request_id, reset_request_id, set_request
 from conexapi.kit.logging import configure_logging
 from conexapi.settings import get_settings
 from workers.runtime import close_runtime, init_runtime
+from workers.sender import CORRELATION_HEADER
 
 
 @setup_logging.connect
@@ -37,21 +38,26 @@ def _shutdown(**_: Any) -> None:
 
 
 def correlation_id_of(task: Task) -> str | None:
+    """The enqueuer's correlation id; custom headers also land on the request itself."""
     headers = getattr(task.request, "headers", None) or {}
-    value = headers.get("correlation_id") or getattr(task.request, "correlation_id", None)
+    value = headers.get(CORRELATION_HEADER) or getattr(task.request, CORRELATION_HEADER, None)
     return str(value) if value else None
+
+
+#: Context tokens of the tasks running in this process, by task id.
+_tokens: dict[str, object] = {}
 
 
 @task_prerun.connect
 def _bind(task: Task, task_id: str, **_: Any) -> None:
     rid = clean_request_id(correlation_id_of(task))
-    task.request.conexapi_token = set_request_id(rid)
+    _tokens[task_id] = set_request_id(rid)
     structlog.contextvars.bind_contextvars(task=task.name, task_id=task_id)
 
 
 @task_postrun.connect
-def _unbind(task: Task, **_: Any) -> None:
-    token = getattr(task.request, "conexapi_token", None)
+def _unbind(task_id: str, **_: Any) -> None:
+    token = _tokens.pop(task_id, None)
     if token is not None:
         reset_request_id(token)
     structlog.contextvars.clear_contextvars()

@@ -9,6 +9,7 @@ and 405, validation 422, oversized bodies and unhandled exceptions — into::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -103,9 +104,7 @@ _STATUS_CODES = {
 }
 
 
-def envelope(
-    code: str, message: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "status": "error",
         "error": {"code": code, "message": message, "details": details or {}},
@@ -118,11 +117,9 @@ def error_response(
     code: str,
     message: str,
     details: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        envelope(code, message, details), status_code=status_code, headers=headers
-    )
+    return JSONResponse(envelope(code, message, details), status_code=status_code, headers=headers)
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
@@ -144,8 +141,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     out = []
     for err in errors:
-        item = {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
-        out.append(item)
+        out.append(
+            {
+                "loc": list(err.get("loc", ())),
+                "msg": str(err.get("msg", "")),
+                "type": err.get("type"),
+            }
+        )
     return out
 
 
@@ -153,8 +155,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _jsonable_errors(exc.errors())
     if any(e["type"] == "json_invalid" for e in errors):
-        return error_response(400, "malformed_json", "The request body is not valid JSON.",
-                              {"errors": errors})
+        return error_response(
+            400, "malformed_json", "The request body is not valid JSON.", {"errors": errors}
+        )
     return error_response(422, "validation_error", "The request is not valid.", {"errors": errors})
 
 

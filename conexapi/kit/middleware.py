@@ -12,9 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conexapi.kit.context import clean_request_id, reset_request_id, set_request_id
 from conexapi.kit.errors import envelope
 
-REQUESTS = Counter(
-    "conexapi_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+REQUESTS = Counter("conexapi_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "conexapi_http_request_duration_seconds",
     "HTTP request latency",
