@@ -171,7 +171,8 @@ class Sandbox:
         @router.patch("/config")
         async def patch_config(changes: dict[str, Any]) -> dict[str, Any]:
             merged = {**self.config.model_dump(), **changes}
-            self.config = SandboxConfig.model_validate(merged)
+            # Keep the sandbox's own config subclass so its extra knobs stay typed.
+            self.config = type(self.config).model_validate(merged)
             return self.config.model_dump()
 
         @router.get("/requests")
