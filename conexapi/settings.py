@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Development-only secrets; accepted only when the service is embedded.
 INSECURE_SECRET_KEY = "insecure-embedded-secret-key-change-me"  # noqa: S105
-INSECURE_ENCRYPTION_KEY = "ZW1iZWRkZWQtb25seS1rZXktMzItYnl0ZXMtbG9uZyE="  # noqa: S105
+INSECURE_ENCRYPTION_KEY = "ZW1iZWRkZWQtb25seS1rZXktMzItYnl0ZXMtbG9uZyE="
 
 
 class Environment(StrEnum):
@@ -73,10 +73,23 @@ class Settings(BaseSettings):
     #: Optional shared secret expected as ``?token=`` on the notification URL.
     mercadolibre_webhook_token: SecretStr = SecretStr("")
 
+    #: Comma-separated origins (scheme://host[:port]) a consent may redirect back to, besides
+    #: the origin of ``public_url``.
+    oauth_allowed_return_origins: str = ""
+    oauth_state_ttl_seconds: int = 600
+    #: An access token this close to its expiry counts as expired (clock skew, slow calls).
+    token_refresh_margin_seconds: int = 60
+    #: The periodic job refreshes access tokens that expire within this horizon.
+    token_refresh_ahead_seconds: int = 900
+    #: After a failed refresh the periodic job leaves the connection alone this long.
+    token_refresh_cooldown_seconds: int = 600
+
     siigo_api_url: str = "https://api.siigo.com"
     siigo_partner_id: str = "ConexAPI"
-    #: Requests per minute per Siigo company, shared by every worker.
+    #: Requests per window per Siigo company, shared by every worker (Siigo: 100/min in
+    #: production companies, 10/min in test companies).
     siigo_requests_per_minute: int = 100
+    siigo_rate_window_seconds: float = 60.0
 
     sandbox_host: str = "127.0.0.1"
     sandbox_mercadolibre_port: int = 8101
@@ -108,8 +121,7 @@ class Settings(BaseSettings):
             insecure.append("CONEXAPI_ENCRYPTION_KEYS")
         if insecure:
             raise ValueError(
-                "insecure default secrets outside the embedded mode; set "
-                + ", ".join(insecure)
+                "insecure default secrets outside the embedded mode; set " + ", ".join(insecure)
             )
         return self
 

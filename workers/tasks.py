@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from celery import Task
 from sqlalchemy import text
 
 from conexapi.kit.context import get_request_id
@@ -37,5 +38,50 @@ def probe(probe_id: str) -> None:
                 ),
                 ex=600,
             )
+
+    get_runtime().run(_run)
+
+
+@app.task(name="conexapi.process_event", ignore_result=True)
+def process_event(event_id: int) -> None:
+    """An inbox event becomes runs (one per pipeline fed by its account)."""
+    from conexapi.db import unit_of_work
+    from conexapi.sync.service import ingest_event
+
+    async def _run(res: Resources) -> None:
+        async with unit_of_work(res.sessionmaker) as session:
+            await ingest_event(session, event_id)
+
+    get_runtime().run(_run)
+
+
+@app.task(name="conexapi.execute_run", bind=True, ignore_result=True, max_retries=5)
+def execute_run(self: Task, run_id: int) -> str:
+    """Claim and run one sync run. A run still held by a live worker is tried again after
+    the heartbeat timeout (a redelivery after that worker died takes it over then)."""
+    from conexapi.sync.context import SyncContext
+    from conexapi.sync.runner import execute_run as run_it
+
+    async def _run(res: Resources) -> str:
+        return await run_it(SyncContext.of(res), run_id)
+
+    runtime = get_runtime()
+    result = runtime.run(_run)
+    if (
+        result == "busy"
+        and self.request.delivery_info
+        and self.request.delivery_info.get("redelivered")
+    ):
+        timeout = runtime.settings.run_heartbeat_timeout_seconds
+        raise self.retry(countdown=min(timeout + 1, runtime.settings.broker_visibility_timeout))
+    return result
+
+
+@app.task(name="conexapi.sweep", ignore_result=True, expires=60)
+def sweep() -> None:
+    from conexapi.sync.sweeper import sweep as run_sweep
+
+    async def _run(res: Resources) -> None:
+        await run_sweep(res)
 
     get_runtime().run(_run)

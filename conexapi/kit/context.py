@@ -32,3 +32,20 @@ def set_request_id(value: str | None) -> object:
 
 def reset_request_id(token: object) -> None:
     _request_id.reset(token)  # type: ignore[arg-type]
+
+
+# Request ids the upstream services gave the calls of the current run (``x-request-id``).
+_upstream_ids: ContextVar[list[str] | None] = ContextVar("upstream_ids", default=None)
+
+
+def collect_upstream_ids() -> list[str]:
+    """Start collecting for the current task; returns the list that fills up."""
+    ids: list[str] = []
+    _upstream_ids.set(ids)
+    return ids
+
+
+def note_upstream_id(value: str) -> None:
+    ids = _upstream_ids.get()
+    if ids is not None and len(ids) < 50:
+        ids.append(value)

@@ -59,6 +59,18 @@ def pending(session: AsyncSession) -> list[Job]:
     return list(session.info.get(_KEY, []))
 
 
+async def send_now(queued: list[Job]) -> bool:
+    """Send jobs outside a unit of work (after a commit the caller made); False on failure."""
+    if not queued or _state.sender is None:
+        return False
+    try:
+        await _state.sender.send(queued)
+    except Exception as exc:  # the broker is down: the sweeper finds the rows later
+        log.warning("enqueue_failed", jobs=len(queued), error=str(exc))
+        return False
+    return True
+
+
 async def flush(session: AsyncSession) -> None:
     queued: list[Job] = session.info.pop(_KEY, [])
     if not queued or _state.sender is None:

@@ -52,6 +52,8 @@ class WebhookEvent(IdMixin, Base):
     dedupe_key: Mapped[str] = mapped_column(String(190), nullable=False)
     topic: Mapped[str] = mapped_column(String(64), nullable=False, default="")
     resource: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    #: The marketplace order the notification is about, when it is about one.
+    order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     external_account_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
     status: Mapped[str] = mapped_column(String(20), nullable=False, default=EventStatus.received)
     ignore_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -1,0 +1,46 @@
+"""Connector instances for this process, built once from its resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from conexapi.kit.ratelimit import LocalRateLimiter, RedisRateLimiter
+from conexapi.kit.resources import Resources
+from connectors.base import ErpConnector, MarketplaceConnector, RateLimiter, build
+from connectors.registry import all_connectors
+
+
+@dataclass
+class Integrations:
+    marketplaces: dict[str, MarketplaceConnector] = field(default_factory=dict)
+    erps: dict[str, ErpConnector] = field(default_factory=dict)
+
+    def marketplace(self, name: str) -> MarketplaceConnector:
+        return self.marketplaces[name]
+
+    def erp(self, name: str) -> ErpConnector:
+        return self.erps[name]
+
+
+def erp_limiter(res: Resources) -> RateLimiter:
+    s = res.settings
+    if res.redis is not None:
+        return RedisRateLimiter(res.redis, s.siigo_requests_per_minute, s.siigo_rate_window_seconds)
+    return LocalRateLimiter(s.siigo_requests_per_minute, s.siigo_rate_window_seconds)
+
+
+def integrations(res: Resources) -> Integrations:
+    """This process's connectors (cached on its resources)."""
+    found = res.extras.get("integrations")
+    if isinstance(found, Integrations):
+        return found
+    limiter = erp_limiter(res)
+    made = Integrations()
+    for name, spec in all_connectors().items():
+        instance = build(spec, res.http, res.settings, limiter)
+        if spec.kind == "marketplace":
+            made.marketplaces[name] = instance
+        else:
+            made.erps[name] = instance
+    res.extras["integrations"] = made
+    return made

@@ -1,0 +1,449 @@
+"""One run: claim it, pull the order, decide, map, push, record.
+
+Upstream calls happen outside database transactions; each step that must survive a crash
+is committed before the next call goes out (the claim, the idempotency key). The ERP
+document is created under a deterministic idempotency key, so a retry after a timeout, a
+worker killed mid-push or two runs racing all end with the invoice created first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import structlog
+from prometheus_client import Counter, Histogram
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conexapi.db import unit_of_work
+from conexapi.kit.context import collect_upstream_ids
+from conexapi.models import (
+    Connection,
+    ConnectionStatus,
+    Mapping,
+    OrderState,
+    OrderSync,
+    Pipeline,
+    PipelineStatus,
+    RunStatus,
+    SyncRun,
+    utcnow,
+)
+from conexapi.pipelines.schemas import PipelineSettings
+from conexapi.sync.context import ReauthRequired, SyncContext
+from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings, map_invoice
+from conexapi.sync.policy import Decision, decide
+from conexapi.sync.service import backoff, heartbeat_deadline, request_sync
+from connectors.errors import AuthError, ConnectorError, DataError, PermanentError, TransientError
+from connectors.models import ErpCredentials, Order
+
+log = structlog.get_logger(__name__)
+
+COLOMBIA = timezone(timedelta(hours=-5), "America/Bogota")  # no daylight saving time
+WORKER = f"{socket.gethostname()}:{__import__('os').getpid()}"
+
+RUNS = Counter("conexapi_sync_runs_total", "Finished sync runs", ["status", "error_class"])
+RUN_SECONDS = Histogram(
+    "conexapi_sync_run_seconds",
+    "Duration of sync runs",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+FIRST_SEEN = Counter("conexapi_orders_first_seen_total", "How each order was first seen", ["via"])
+
+
+@dataclass
+class Outcome:
+    state: OrderState
+    run_status: RunStatus
+    error_class: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    retry_after: float | None = None
+    invoice_id: str | None = None
+    invoice_name: str | None = None
+    invoice_total: Decimal | None = None
+    stamp_status: str | None = None
+    order: Order | None = None
+    flag_connection: tuple[int, ConnectionStatus, str] | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    run_id: int
+    order_sync_id: int
+    external_order_id: str
+    pipeline_id: int
+    source: Connection
+    target: Connection
+    settings: PipelineSettings
+    mappings: Mappings
+    invoiced: bool
+    idempotency_key: str | None
+    started: float
+
+
+def colombia_today() -> date:
+    return datetime.now(COLOMBIA).date()
+
+
+async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
+    now = utcnow()
+    deadline = heartbeat_deadline(now, ctx.res.settings.run_heartbeat_timeout_seconds)
+    async with unit_of_work(ctx.res.sessionmaker) as s:
+        result = await s.execute(
+            update(SyncRun)
+            .where(
+                SyncRun.id == run_id,
+                or_(
+                    SyncRun.status == RunStatus.queued,
+                    and_(SyncRun.status == RunStatus.running, SyncRun.heartbeat_at < deadline),
+                ),
+            )
+            .values(status=RunStatus.running, started_at=now, heartbeat_at=now, worker=WORKER)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            run = await s.get(SyncRun, run_id)
+            if run is None:
+                return "missing"
+            return "busy" if run.status == RunStatus.running else "finished"
+        run = await s.get(SyncRun, run_id, populate_existing=True)
+        assert run is not None
+        order = await s.get(OrderSync, run.order_sync_id, with_for_update=True)
+        assert order is not None
+        pipeline = await s.get(Pipeline, order.pipeline_id)
+        assert pipeline is not None
+        source = await s.get(Connection, pipeline.source_connection_id)
+        target = await s.get(Connection, pipeline.target_connection_id)
+        assert source is not None and target is not None
+        if pipeline.status != PipelineStatus.active:
+            # A paused or stopped pipeline keeps its orders where they are.
+            run.status = RunStatus.waiting
+            run.finished_at = now
+            run.error_class = "paused"
+            run.error_message = f"pipeline is {pipeline.status}"
+            return "pipeline_inactive"
+        rows = await s.scalars(select(Mapping).where(Mapping.pipeline_id == pipeline.id))
+        mappings = Mappings()
+        for m in rows:
+            getattr(mappings, m.kind)[m.source_value] = m.target_value
+        order.attempts += 1
+        run.attempt = order.attempts
+        if order.attempts == 1:
+            FIRST_SEEN.labels(order.first_seen_via).inc()
+        order.state = OrderState.in_progress
+        return Claimed(
+            run_id=run.id,
+            order_sync_id=order.id,
+            external_order_id=order.external_order_id,
+            pipeline_id=pipeline.id,
+            source=source,
+            target=target,
+            settings=PipelineSettings.model_validate(pipeline.settings),
+            mappings=mappings,
+            invoiced=order.erp_document_id is not None,
+            idempotency_key=order.idempotency_key,
+            started=time.perf_counter(),
+        )
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(
+    sessionmaker: async_sessionmaker[AsyncSession], run_id: int, interval: float
+) -> AsyncIterator[None]:
+    """Keep the run's heartbeat fresh while it works, so the sweeper leaves it alone."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with sessionmaker() as s:
+                    await s.execute(
+                        update(SyncRun)
+                        .where(SyncRun.id == run_id, SyncRun.status == RunStatus.running)
+                        .values(heartbeat_at=utcnow())
+                    )
+                    await s.commit()
+            except Exception as exc:  # a missed beat only risks an early takeover
+                log.warning("heartbeat_failed", run_id=run_id, error=str(exc))
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _reserve_key(ctx: SyncContext, order_sync_id: int, key: str) -> None:
+    """Commit the idempotency key before the first POST: the binding survives a crash."""
+    async with unit_of_work(ctx.res.sessionmaker) as s:
+        order = await s.get(OrderSync, order_sync_id, with_for_update=True)
+        assert order is not None
+        if order.idempotency_key and order.idempotency_key != key:
+            raise PermanentError(
+                f"order already bound to key {order.idempotency_key}, not {key}",
+                code="idempotency_key_mismatch",
+            )
+        order.idempotency_key = key
+
+
+async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
+    marketplace = ctx.integrations.marketplace(c.source.connector)
+    if c.source.status != ConnectionStatus.active:
+        return Outcome(
+            OrderState.needs_reauth
+            if c.source.status == ConnectionStatus.needs_reauth
+            else OrderState.pending,
+            RunStatus.waiting,
+            error_class="auth",
+            error_code=f"source_{c.source.status}",
+            message=f"marketplace connection is {c.source.status}",
+        )
+    if c.target.status != ConnectionStatus.active:
+        return Outcome(
+            OrderState.needs_reauth
+            if c.target.status == ConnectionStatus.needs_reauth
+            else OrderState.pending,
+            RunStatus.waiting,
+            error_class="auth",
+            error_code=f"target_{c.target.status}",
+            message=f"ERP connection is {c.target.status}",
+        )
+    try:
+        token = await ctx.access_token(c.source)
+    except ReauthRequired as exc:
+        return Outcome(
+            OrderState.needs_reauth,
+            RunStatus.waiting,
+            error_class="auth",
+            error_code="needs_reauth",
+            message=str(exc),
+        )
+    try:
+        order = await marketplace.fetch_order(token, c.external_order_id)
+    except AuthError as exc:
+        return Outcome(
+            OrderState.needs_reauth,
+            RunStatus.waiting,
+            error_class="auth",
+            error_code=exc.code,
+            message=str(exc),
+            flag_connection=(c.source.id, ConnectionStatus.needs_reauth, str(exc)),
+        )
+    decision = decide(order, c.invoiced, c.settings)
+    if decision is Decision.close:
+        return Outcome(
+            OrderState.closed,
+            RunStatus.succeeded,
+            order=order,
+            message=f"order {order.raw_status} before invoicing",
+        )
+    if decision is Decision.wait_payment:
+        return Outcome(
+            OrderState.waiting_payment,
+            RunStatus.waiting,
+            order=order,
+            message=f"order is {order.raw_status}",
+        )
+    if decision is Decision.already_invoiced:
+        return Outcome(OrderState.invoiced, RunStatus.succeeded, order=order)
+    if decision is Decision.flag_cancelled_after_invoice:
+        return Outcome(
+            OrderState.cancelled_after_invoice,
+            RunStatus.succeeded,
+            order=order,
+            error_class="data",
+            error_code="cancelled_after_invoice",
+            message=f"order {order.raw_status} after invoicing: a credit note is needed",
+        )
+    if decision is Decision.flag_fraud:
+        return Outcome(
+            OrderState.needs_attention,
+            RunStatus.failed,
+            order=order,
+            error_class="data",
+            error_code="fraud_risk_detected",
+            message="the marketplace flagged this order as fraud risk",
+        )
+
+    mapped = map_invoice(order, c.settings, c.mappings, colombia_today())
+    credentials: ErpCredentials = await ctx.erp_credentials(c.target)
+    erp = ctx.integrations.erp(c.target.connector)
+    for code in mapped.fallback_codes:
+        if await erp.find_product(credentials, code) is None:
+            raise MappingMissing("sku", [code], f"no ERP product with code {code!r}")
+    key = marketplace.idempotency_key(order)
+    await _reserve_key(ctx, c.order_sync_id, key)
+    await erp.ensure_customer(credentials, mapped.customer)
+    invoice = await erp.create_invoice(credentials, mapped.draft, key)
+    expected = sum((p.value for p in mapped.draft.payments), Decimal(0))
+    outcome = Outcome(
+        OrderState.invoiced,
+        RunStatus.succeeded,
+        order=order,
+        invoice_id=invoice.id,
+        invoice_name=invoice.name,
+        invoice_total=invoice.total,
+        stamp_status=invoice.stamp_status,
+    )
+    if invoice.total != expected:
+        outcome.state = OrderState.needs_attention
+        outcome.run_status = RunStatus.failed
+        outcome.error_class = "data"
+        outcome.error_code = "total_mismatch"
+        outcome.message = f"ERP invoice total {invoice.total} differs from {expected}"
+    return outcome
+
+
+def _classify(exc: Exception) -> Outcome:
+    if isinstance(exc, MappingMissing):
+        return Outcome(
+            OrderState.needs_mapping,
+            RunStatus.waiting,
+            error_class="mapping",
+            error_code=f"missing_{exc.kind}",
+            message=exc.message,
+        )
+    if isinstance(exc, BuyerIncomplete):
+        return Outcome(
+            OrderState.retry_scheduled,
+            RunStatus.retry_scheduled,
+            error_class="transient",
+            error_code="billing_info_pending",
+            message=str(exc),
+        )
+    if isinstance(exc, TransientError):
+        return Outcome(
+            OrderState.retry_scheduled,
+            RunStatus.retry_scheduled,
+            error_class="transient",
+            error_code=exc.code,
+            message=str(exc),
+            retry_after=exc.retry_after,
+        )
+    if isinstance(exc, AuthError):
+        return Outcome(
+            OrderState.needs_reauth,
+            RunStatus.waiting,
+            error_class="auth",
+            error_code=exc.code,
+            message=str(exc),
+        )
+    if isinstance(exc, DataError):
+        return Outcome(
+            OrderState.needs_attention,
+            RunStatus.failed,
+            error_class="data",
+            error_code=exc.code,
+            message=str(exc),
+        )
+    if isinstance(exc, PermanentError | ConnectorError):
+        return Outcome(
+            OrderState.failed,
+            RunStatus.failed,
+            error_class="permanent",
+            error_code=exc.code,
+            message=str(exc),
+        )
+    return Outcome(
+        OrderState.retry_scheduled,
+        RunStatus.retry_scheduled,
+        error_class="internal",
+        error_code=type(exc).__name__,
+        message=f"internal error: {exc}"[:1000],
+    )
+
+
+async def _finish(ctx: SyncContext, c: Claimed, out: Outcome, upstream: list[str]) -> None:
+    now = utcnow()
+    async with unit_of_work(ctx.res.sessionmaker) as s:
+        order = await s.get(OrderSync, c.order_sync_id, with_for_update=True)
+        run = await s.get(SyncRun, c.run_id, populate_existing=True)
+        assert order is not None and run is not None
+        if run.status != RunStatus.running or run.worker != WORKER:
+            log.warning("run_taken_over", run_id=run.id)
+            return
+        if out.state is OrderState.retry_scheduled:
+            settings = c.settings
+            age = now - order.created_at
+            if age > timedelta(hours=settings.max_retry_hours):
+                out.state, out.run_status = OrderState.failed, RunStatus.failed
+                out.message = f"gave up after {order.attempts} attempts: {out.message}"
+            else:
+                order.next_attempt_at = now + backoff(
+                    order.attempts, out.retry_after, random.random()
+                )
+        else:
+            order.next_attempt_at = None
+        order.state = out.state
+        order.last_error_class = out.error_class
+        order.last_error_code = out.error_code
+        order.last_error_message = (out.message or "")[:1000] or None
+        if out.order is not None:
+            order.order_status = out.order.raw_status
+            order.order_total = out.order.total_amount + out.order.shipping_cost
+            order.order_updated_at = out.order.updated_at
+        if out.invoice_id:
+            order.erp_document_id = out.invoice_id
+            order.erp_document_name = out.invoice_name
+            order.erp_total = out.invoice_total
+            order.erp_stamp_status = out.stamp_status
+        run.status = out.run_status
+        run.finished_at = now
+        run.duration_ms = int((time.perf_counter() - c.started) * 1000)
+        run.error_class = out.error_class
+        run.error_code = out.error_code
+        run.error_message = out.message
+        run.upstream_request_ids = upstream
+        if out.flag_connection:
+            conn = await s.get(Connection, out.flag_connection[0])
+            if conn is not None and conn.status == ConnectionStatus.active:
+                conn.status = out.flag_connection[1]
+                conn.last_error = out.flag_connection[2][:1000]
+        await s.flush()
+        if order.rerun_requested and out.state is not OrderState.needs_reauth:
+            order.rerun_requested = False
+            await request_sync(s, order, run.trigger, correlation_id=run.correlation_id)
+        RUNS.labels(out.run_status, out.error_class or "").inc()
+        RUN_SECONDS.observe(run.duration_ms / 1000)
+    log.info(
+        "run_finished",
+        run_id=c.run_id,
+        order=c.external_order_id,
+        status=out.run_status,
+        state=out.state,
+        error=out.error_code,
+        invoice=out.invoice_name,
+    )
+
+
+async def execute_run(ctx: SyncContext, run_id: int) -> str:
+    """Run ``run_id`` if nobody else is; returns what happened (for the task's log)."""
+    claimed = await _claim(ctx, run_id)
+    if isinstance(claimed, str):
+        return claimed
+    upstream = collect_upstream_ids()
+    interval = max(ctx.res.settings.run_heartbeat_timeout_seconds / 4, 0.5)
+    async with _heartbeat(ctx.res.sessionmaker, run_id, interval):
+        try:
+            outcome = await _work(ctx, claimed)
+        except Exception as exc:
+            if not isinstance(exc, ConnectorError | MappingMissing | BuyerIncomplete):
+                log.exception("run_internal_error", run_id=run_id)
+            outcome = _classify(exc)
+    await _finish(ctx, claimed, outcome, upstream)
+    return str(outcome.run_status)
+
+
+__all__ = ["UTC", "execute_run"]

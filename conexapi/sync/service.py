@@ -1,0 +1,159 @@
+"""Orders and runs: who may run, when, and what a finished run leaves behind.
+
+At most one run per order is active (queued or running). The database enforces it with a
+UNIQUE index on a generated column (see ``models/sync.py``); the code below also takes the
+order row's lock first, so that a request arriving while a run is ending either sees the
+run still active (and asks it to run once more) or sees it finished (and starts a new one),
+never neither.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from conexapi.kit import jobs
+from conexapi.models import (
+    ACTIVE_RUN_STATUSES,
+    Connection,
+    EventStatus,
+    OrderSync,
+    Pipeline,
+    PipelineStatus,
+    RunStatus,
+    SyncRun,
+    WebhookEvent,
+    utcnow,
+)
+
+log = structlog.get_logger(__name__)
+
+EXECUTE_RUN = "conexapi.execute_run"
+
+
+async def get_or_create_order(
+    session: AsyncSession, pipeline_id: int, external_order_id: str, seen_via: str
+) -> OrderSync:
+    stmt = select(OrderSync).where(
+        OrderSync.pipeline_id == pipeline_id, OrderSync.external_order_id == external_order_id
+    )
+    order = await session.scalar(stmt.with_for_update())
+    if order is not None:
+        return order
+    try:
+        async with session.begin_nested():
+            order = OrderSync(
+                pipeline_id=pipeline_id,
+                external_order_id=external_order_id,
+                first_seen_via=seen_via,
+            )
+            session.add(order)
+    except IntegrityError:
+        # Created by a concurrent request a moment ago.
+        order = await session.scalar(stmt.with_for_update())
+        assert order is not None
+    return order
+
+
+async def active_run(session: AsyncSession, order_id: int) -> SyncRun | None:
+    return await session.scalar(
+        select(SyncRun).where(
+            SyncRun.order_sync_id == order_id, SyncRun.status.in_(ACTIVE_RUN_STATUSES)
+        )
+    )
+
+
+async def request_sync(
+    session: AsyncSession,
+    order: OrderSync,
+    trigger: str,
+    *,
+    event_id: int | None = None,
+    correlation_id: str | None = None,
+) -> SyncRun | None:
+    """Queue a run for ``order`` (locked by the caller) unless one is already active.
+
+    A queued run will read the order as it is when it starts, so a newer notification
+    simply joins it. A running one may have read the order already: it is asked to run
+    once more when it ends.
+    """
+    current = await active_run(session, order.id)
+    if current is not None:
+        if current.status == RunStatus.running:
+            order.rerun_requested = True
+        return None
+    run = SyncRun(
+        order_sync_id=order.id,
+        trigger=trigger,
+        status=RunStatus.queued,
+        webhook_event_id=event_id,
+        correlation_id=correlation_id,
+        attempt=order.attempts + 1,
+        upstream_request_ids=[],
+    )
+    try:
+        async with session.begin_nested():
+            session.add(run)
+    except IntegrityError:
+        # The unique active-run index: someone queued one between our read and write.
+        order.rerun_requested = True
+        return None
+    jobs.enqueue(session, EXECUTE_RUN, run.id)
+    return run
+
+
+async def ingest_event(session: AsyncSession, event_id: int) -> list[int]:
+    """Turn an inbox event into runs for every pipeline fed by its account."""
+    event = await session.get(WebhookEvent, event_id, with_for_update=True)
+    if event is None or event.status in (EventStatus.processed, EventStatus.ignored):
+        return []
+    now = utcnow()
+    if not event.order_id:
+        event.status = EventStatus.ignored
+        event.ignore_reason = event.ignore_reason or "no_order"
+        event.processed_at = now
+        return []
+    pipelines = (
+        await session.scalars(
+            select(Pipeline)
+            .join(Connection, Connection.id == Pipeline.source_connection_id)
+            .where(
+                Connection.connector == event.connector,
+                Connection.external_account_id == event.external_account_id,
+                Pipeline.status == PipelineStatus.active,
+            )
+        )
+    ).all()
+    run_ids = []
+    for pipeline in pipelines:
+        order = await get_or_create_order(session, pipeline.id, event.order_id, "webhook")
+        run = await request_sync(
+            session, order, "webhook", event_id=event.id, correlation_id=event.correlation_id
+        )
+        if run is not None:
+            await session.flush()
+            run_ids.append(run.id)
+    if pipelines:
+        event.status = EventStatus.processed
+    else:
+        event.status = EventStatus.ignored
+        event.ignore_reason = "no_active_pipeline"
+    event.processed_at = now
+    return run_ids
+
+
+def backoff(attempt: int, retry_after: float | None, rng_value: float) -> timedelta:
+    """Exponential back-off with jitter (half to full), at least ``retry_after``."""
+    base = min(30.0 * (2 ** max(attempt - 1, 0)), 3600.0)
+    delay = base * (0.5 + rng_value / 2)
+    if retry_after:
+        delay = max(delay, retry_after)
+    return timedelta(seconds=delay)
+
+
+def heartbeat_deadline(now: datetime, timeout_seconds: float) -> datetime:
+    return now - timedelta(seconds=timeout_seconds)
