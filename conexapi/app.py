@@ -59,11 +59,12 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
 
 def _domain_routers() -> list[APIRouter]:
     """Routers of the domain packages; each one adds itself here."""
+    from conexapi.connections.endpoints import router as connections_router
     from conexapi.pipelines.endpoints import router as pipelines_router
     from conexapi.sync.endpoints import router as sync_router
     from conexapi.webhooks.endpoints import router as webhooks_router
 
-    return [webhooks_router, pipelines_router, sync_router]
+    return [webhooks_router, connections_router, pipelines_router, sync_router]
 
 
 def create_app_from_env() -> FastAPI:

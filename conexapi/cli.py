@@ -78,6 +78,32 @@ def migrate(
     typer.echo(f"database at {revision}")
 
 
+@cli.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt every stored secret with the newest key of CONEXAPI_ENCRYPTION_KEYS.
+
+    Put the new key first in the list on every process, run this, and drop the old key
+    once it reports nothing unreadable. Safe to run while the service runs, and again.
+    """
+    import asyncio
+
+    from conexapi.connections.service import rotate_all_keys
+
+    report = asyncio.run(rotate_all_keys(get_settings()))
+    typer.echo(
+        f"rotated {report.rotated}, already current {report.already_current}, "
+        f"changed meanwhile {report.changed_meanwhile}, consent states rotated "
+        f"{report.states_rotated} (expired purged {report.states_purged})"
+    )
+    if report.unreadable:
+        typer.echo(
+            f"{len(report.unreadable)} connection(s) no configured key opens: "
+            + ", ".join(str(i) for i in report.unreadable),
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
 def main() -> None:
     cli()
 

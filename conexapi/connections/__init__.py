@@ -1,0 +1,1 @@
+"""Linked accounts: consent and credentials in, valid tokens out, secrets encrypted at rest."""

@@ -1,0 +1,397 @@
+"""The OAuth2 consent: start (state + PKCE kept server-side) and callback (check, exchange, link).
+
+The ``state`` is random (authlib's generator), single-use (consumed by a conditional
+UPDATE before anything else happens), short-lived, and bound to the merchant and user who
+started it; only its SHA-256 is stored. A consent started from a browser is also bound to
+that browser by a cookie, so a victim's browser cannot be made to finish an attacker's
+consent. The upstream calls (code exchange, profile) run outside any transaction: the
+state is consumed and committed first, the account linked in a second short transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import structlog
+from authlib.common.security import generate_token
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conexapi.connections.errors import AccountLinkedElsewhere, ReturnToNotAllowed
+from conexapi.connections.service import (
+    StaleConnection,
+    link_marketplace_account,
+    store_tokens,
+)
+from conexapi.db import unit_of_work
+from conexapi.kit.crypto import DecryptionError, KeyRing
+from conexapi.kit.errors import Forbidden
+from conexapi.models import Connection, ConnectionStatus, Merchant, OAuthState
+from conexapi.models.base import utcnow
+from conexapi.settings import Settings
+from connectors.base import MarketplaceConnector
+from connectors.errors import ConnectorError, TransientError
+from connectors.models import TokenSet
+
+log = structlog.get_logger(__name__)
+
+#: 48 characters of [A-Za-z0-9]: about 285 bits.
+STATE_LENGTH = 48
+BINDING_COOKIE_PREFIX = "conexapi_consent_"
+#: Expired states are kept this long (for a clear "expired" message), then deleted.
+STATE_RETENTION = timedelta(days=1)
+
+_LABELS = {"mercadolibre": "Mercado Libre"}
+_UPSTREAM_ERROR = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+def label(connector: str) -> str:
+    return _LABELS.get(connector, connector)
+
+
+def hash_value(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def binding_cookie_name(state: str) -> str:
+    return BINDING_COOKIE_PREFIX + hash_value(state)[:16]
+
+
+# --- return_to ----------------------------------------------------------------------------
+
+
+def _origin(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    default = 443 if parts.scheme == "https" else 80
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def allowed_origins(settings: Settings) -> set[str]:
+    found = {_origin(settings.public_url)}
+    for item in settings.oauth_allowed_return_origins.split(","):
+        if item.strip():
+            found.add(_origin(item.strip()))
+    return {o for o in found if o}
+
+
+def check_return_to(return_to: str | None, settings: Settings) -> str | None:
+    """``return_to`` if it is an absolute http(s) URL on an allowed origin, else refuse."""
+    if return_to is None or return_to == "":
+        return None
+    if len(return_to) > 1000 or any(c in return_to for c in "\\\r\n\t") or " " in return_to:
+        raise ReturnToNotAllowed()
+    origin = _origin(return_to)
+    if origin is None or origin not in allowed_origins(settings):
+        raise ReturnToNotAllowed(details={"allowed_origins": sorted(allowed_origins(settings))})
+    return return_to
+
+
+# --- start ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentStart:
+    authorization_url: str
+    expires_at: datetime
+    #: For browser starts: the cookie (name, value) binding the consent to this browser.
+    cookie: tuple[str, str] | None = None
+
+
+async def start_consent(
+    session: AsyncSession,
+    connector: MarketplaceConnector,
+    settings: Settings,
+    keys: KeyRing,
+    *,
+    merchant_id: int,
+    user_id: str | None,
+    return_to: str | None,
+    site: str | None,
+    bind_browser: bool,
+) -> ConsentStart:
+    return_to = check_return_to(return_to, settings)
+    if await session.get(Merchant, merchant_id) is None:
+        raise Forbidden("Unknown merchant.", code="unknown_merchant")
+    state = generate_token(STATE_LENGTH)
+    request = connector.authorization_request(state=state, site=site)
+    if request.state != state:
+        raise RuntimeError("the connector did not put our state in the authorization URL")
+    now = utcnow()
+    expires_at = now + timedelta(seconds=settings.oauth_state_ttl_seconds)
+    cookie = None
+    binding_hash = None
+    if bind_browser:
+        binding = secrets.token_urlsafe(32)
+        binding_hash = hash_value(binding)
+        cookie = (binding_cookie_name(state), binding)
+    await session.execute(delete(OAuthState).where(OAuthState.expires_at < now - STATE_RETENTION))
+    session.add(
+        OAuthState(
+            state_hash=hash_value(state),
+            connector=connector.name,
+            merchant_id=merchant_id,
+            user_id=user_id,
+            code_verifier=keys.encrypt_str(request.code_verifier),
+            return_to=return_to,
+            site=site,
+            browser_binding=binding_hash,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    log.info(
+        "consent_started",
+        connector=connector.name,
+        merchant_id=merchant_id,
+        user_id=user_id,
+        browser=bind_browser,
+    )
+    return ConsentStart(request.url, expires_at, cookie)
+
+
+# --- callback -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentResult:
+    connector: str
+    ok: bool
+    #: ``linked`` or an error code.
+    code: str
+    message: str
+    #: Set only once the state was verified: where the browser goes back to.
+    return_to: str | None = None
+    connection_id: int | None = None
+
+    def redirect_url(self) -> str | None:
+        if self.return_to is None:
+            return None
+        parts = urlsplit(self.return_to)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        query.append(("connector", self.connector))
+        if self.ok:
+            query += [("status", "linked"), ("connection_id", str(self.connection_id))]
+        else:
+            query += [("status", "error"), ("error", self.code)]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _fail(connector: str, code: str, message: str, return_to: str | None = None) -> ConsentResult:
+    return ConsentResult(connector, False, code, message, return_to)
+
+
+async def finish_consent(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connector: MarketplaceConnector,
+    keys: KeyRing,
+    *,
+    state: str | None,
+    code: str | None,
+    error: str | None,
+    cookies: dict[str, str],
+) -> ConsentResult:
+    name = connector.name
+    who = label(name)
+    restart = "Start linking the account again."
+    if not state or len(state) > 200:
+        return _fail(name, "state_invalid", f"This sign-in link is not valid. {restart}")
+
+    now = utcnow()
+    async with unit_of_work(sessionmaker) as session:
+        row = await session.scalar(
+            select(OAuthState).where(OAuthState.state_hash == hash_value(state))
+        )
+        if row is None or row.connector != name:
+            log.warning("consent_state_unknown", connector=name)
+            return _fail(name, "state_invalid", f"This sign-in link is not valid. {restart}")
+        consumed = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(OAuthState)
+                .where(
+                    OAuthState.id == row.id,
+                    OAuthState.consumed_at.is_(None),
+                    OAuthState.expires_at > now,
+                )
+                .values(consumed_at=now)
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        state_id, merchant_id, user_id = row.id, row.merchant_id, row.user_id
+        return_to, binding, sealed_verifier = row.return_to, row.browser_binding, row.code_verifier
+        if consumed.rowcount != 1:
+            if row.consumed_at is not None:
+                log.warning("consent_state_replayed", connector=name, merchant_id=merchant_id)
+                return _fail(
+                    name, "state_replayed", f"This sign-in link was already used. {restart}"
+                )
+            log.info("consent_state_expired", connector=name, merchant_id=merchant_id)
+            return _fail(name, "state_expired", f"This sign-in link has expired. {restart}")
+
+    async def finish(result: ConsentResult) -> ConsentResult:
+        async with unit_of_work(sessionmaker) as session:
+            await session.execute(
+                update(OAuthState)
+                .where(OAuthState.id == state_id)
+                .values(outcome=result.code[:32])
+                .execution_options(synchronize_session=False)
+            )
+        log.info(
+            "consent_finished",
+            connector=name,
+            merchant_id=merchant_id,
+            user_id=user_id,
+            outcome=result.code,
+            connection_id=result.connection_id,
+        )
+        return result
+
+    if binding is not None:
+        presented = cookies.get(binding_cookie_name(state), "")
+        if not hmac.compare_digest(hash_value(presented), binding):
+            # Not the browser that started it: do not send it anywhere we were told to.
+            return await finish(
+                _fail(
+                    name,
+                    "state_browser_mismatch",
+                    f"This sign-in was started in another browser. {restart}",
+                )
+            )
+    if error:
+        if error == "access_denied":
+            return await finish(
+                _fail(
+                    name,
+                    "access_denied",
+                    f"Access was not granted on {who}; nothing was linked.",
+                    return_to,
+                )
+            )
+        shown = error if _UPSTREAM_ERROR.match(error) else "unknown"
+        return await finish(
+            _fail(
+                name,
+                "authorization_failed",
+                f"{who} did not authorize the account ({shown}); nothing was linked.",
+                return_to,
+            )
+        )
+    if not code or len(code) > 500:
+        return await finish(
+            _fail(name, "code_missing", f"{who} sent no authorization code. {restart}", return_to)
+        )
+    try:
+        verifier = keys.decrypt_str(sealed_verifier)
+    except DecryptionError:
+        return await finish(
+            _fail(name, "state_invalid", f"This sign-in link is not valid. {restart}", return_to)
+        )
+
+    try:
+        token_set = await connector.exchange_code(code, verifier)
+    except TransientError as exc:
+        log.warning("consent_exchange_failed", connector=name, error_class=exc.kind)
+        return await finish(
+            _fail(
+                name,
+                "upstream_unavailable",
+                f"{who} could not be reached to finish linking. {restart}",
+                return_to,
+            )
+        )
+    except ConnectorError as exc:
+        log.warning(
+            "consent_exchange_failed", connector=name, error_class=exc.kind, error_code=exc.code
+        )
+        return await finish(
+            _fail(
+                name,
+                "exchange_failed",
+                f"{who} did not accept the authorization; nothing was linked. {restart}",
+                return_to,
+            )
+        )
+    try:
+        profile = await connector.get_profile(token_set.access_token.get_secret_value())
+    except ConnectorError as exc:
+        log.warning("consent_profile_failed", connector=name, error_class=exc.kind)
+        return await finish(
+            _fail(
+                name,
+                "profile_failed",
+                f"{who} did not say which account was authorized; nothing was linked. {restart}",
+                return_to,
+            )
+        )
+    if token_set.account_id and token_set.account_id != profile.account_id:
+        return await finish(
+            _fail(name, "account_mismatch", "The authorized account is inconsistent.", return_to)
+        )
+
+    try:
+        async with unit_of_work(sessionmaker) as session:
+            conn = await link_marketplace_account(
+                session, merchant_id, name, token_set, profile, keys=keys
+            )
+            connection_id = conn.id
+    except AccountLinkedElsewhere as exc:
+        await _keep_other_link_alive(sessionmaker, name, profile.account_id, token_set, keys)
+        return await finish(_fail(name, exc.code, exc.message, return_to))
+    return await finish(
+        ConsentResult(
+            name,
+            True,
+            "linked",
+            f"Your {who} account {profile.nickname or profile.account_id} is linked.",
+            return_to,
+            connection_id,
+        )
+    )
+
+
+async def _keep_other_link_alive(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connector: str,
+    account_id: str,
+    token_set: TokenSet,
+    keys: KeyRing,
+) -> None:
+    """Give the merchant that owns the account the pair this refused consent produced.
+
+    Whether a new consent invalidates the refresh token of an earlier one is not
+    documented (EXTERNAL_APIS §1.2 says only the newest refresh token works); assuming the
+    stricter case, the owner's connection would otherwise die because someone else tried
+    to link the same seller. The requester gets nothing.
+    """
+    async with unit_of_work(sessionmaker) as session:
+        conn = await session.scalar(
+            select(Connection).where(
+                Connection.connector == connector, Connection.external_account_id == account_id
+            )
+        )
+        if conn is None or conn.status not in (ConnectionStatus.active, ConnectionStatus.paused):
+            return
+        try:
+            await store_tokens(session, conn, token_set, keys=keys)
+        except StaleConnection:  # a concurrent writer won: its pair is at least as new
+            return
+        log.info("consent_refused_pair_given_to_owner", connection_id=conn.id)

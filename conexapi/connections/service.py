@@ -1,0 +1,533 @@
+"""Connections: link, store secrets encrypted, hand out ERP credentials, unlink, rotate keys.
+
+Every write of a connection's credentials bumps its ``version`` and checks the value it
+read (optimistic locking), so a token pair saved by one process is never overwritten by a
+process that read the row before. Key rotation is the one exception: it compares the
+ciphertext itself and keeps the version, so it never makes a token refresh lose its save.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import structlog
+from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+
+from conexapi.connections.errors import (
+    AccountLinkedElsewhere,
+    ConnectionDisconnected,
+    ConnectionNotFound,
+    ReauthRequired,
+)
+from conexapi.db import create_engine, create_sessionmaker, unit_of_work
+from conexapi.kit.crypto import DecryptionError, KeyRing
+from conexapi.models import Connection, ConnectionStatus, OAuthState, Pipeline, PipelineStatus
+from conexapi.models.base import utcnow
+from conexapi.settings import Settings, get_settings
+from connectors.models import AccountProfile, ErpCredentials, TokenSet
+
+log = structlog.get_logger(__name__)
+
+_KIND_OAUTH = "oauth2"
+_KIND_API_KEY = "api_key"
+
+
+class StaleConnection(Exception):
+    """The connection changed since it was read (another writer bumped its version)."""
+
+
+def keyring(keys: KeyRing | None = None) -> KeyRing:
+    """``keys`` when given, else the ring from the process settings."""
+    return keys if keys is not None else KeyRing.parse(get_settings().encryption_keys)
+
+
+# --- sealed credentials -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredTokens:
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    scope: str | None = None
+
+
+def seal_tokens(
+    keys: KeyRing, access_token: str, refresh_token: str | None, scope: str | None
+) -> str:
+    return keys.encrypt_json(
+        {
+            "kind": _KIND_OAUTH,
+            "access_token": access_token,
+            "refresh_token": refresh_token,
+            "scope": scope,
+        }
+    )
+
+
+def open_tokens(keys: KeyRing, sealed: str) -> StoredTokens:
+    data = keys.decrypt_json(sealed)
+    if data.get("kind") != _KIND_OAUTH or not isinstance(data.get("access_token"), str):
+        raise DecryptionError("stored credentials are not an OAuth token pair")
+    refresh = data.get("refresh_token")
+    scope = data.get("scope")
+    return StoredTokens(
+        access_token=data["access_token"],
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+        scope=scope if isinstance(scope, str) else None,
+    )
+
+
+def seal_erp(keys: KeyRing, credentials: ErpCredentials) -> str:
+    return keys.encrypt_json(
+        {
+            "kind": _KIND_API_KEY,
+            "username": credentials.username,
+            "access_key": credentials.access_key.get_secret_value(),
+        }
+    )
+
+
+def open_erp(keys: KeyRing, sealed: str) -> ErpCredentials:
+    data = keys.decrypt_json(sealed)
+    if data.get("kind") != _KIND_API_KEY:
+        raise DecryptionError("stored credentials are not API credentials")
+    return ErpCredentials.model_validate(
+        {"username": data["username"], "access_key": data["access_key"]}
+    )
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+async def get_connection(session: AsyncSession, merchant_id: int, connection_id: int) -> Connection:
+    conn = await session.get(Connection, connection_id)
+    if conn is None or conn.merchant_id != merchant_id:
+        # Another merchant's connection is as absent as a missing one.
+        raise ConnectionNotFound()
+    return conn
+
+
+async def list_connections(
+    session: AsyncSession, merchant_id: int, *, limit: int, offset: int
+) -> tuple[list[Connection], int]:
+    where = Connection.merchant_id == merchant_id
+    total = await session.scalar(select(func.count()).select_from(Connection).where(where))
+    rows = await session.scalars(
+        select(Connection).where(where).order_by(Connection.id).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+def ensure_usable(conn: Connection) -> None:
+    if conn.status == ConnectionStatus.disconnected or conn.credentials is None:
+        raise ConnectionDisconnected(conn.id)
+    if conn.status == ConnectionStatus.needs_reauth:
+        raise ReauthRequired(conn.id)
+
+
+async def erp_credentials(
+    session: AsyncSession, connection_id: int, *, keys: KeyRing | None = None
+) -> ErpCredentials:
+    """The decrypted API credentials of an ERP connection.
+
+    Raises :class:`ReauthRequired` when the credentials were rejected and the merchant has
+    to enter them again, :class:`ConnectionDisconnected` when the account was unlinked.
+    """
+    conn = await session.get(Connection, connection_id)
+    if conn is None:
+        raise ConnectionNotFound()
+    ensure_usable(conn)
+    assert conn.credentials is not None
+    return open_erp(keyring(keys), conn.credentials)
+
+
+# --- linking ------------------------------------------------------------------------------
+
+
+async def _find_locked(session: AsyncSession, connector: str, account_id: str) -> Connection | None:
+    return await session.scalar(
+        select(Connection)
+        .where(Connection.connector == connector, Connection.external_account_id == account_id)
+        .with_for_update()
+    )
+
+
+async def _upsert(
+    session: AsyncSession,
+    *,
+    merchant_id: int,
+    connector: str,
+    account_id: str,
+    display_name: str,
+    sealed: str,
+    expires_at: datetime | None,
+) -> Connection:
+    """Create the connection, or update it when this merchant linked the account before."""
+    existing = await _find_locked(session, connector, account_id)
+    if existing is None:
+        conn = Connection(
+            merchant_id=merchant_id,
+            connector=connector,
+            external_account_id=account_id,
+            display_name=display_name,
+            status=ConnectionStatus.active,
+            credentials=sealed,
+            token_expires_at=expires_at,
+            version=1,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(conn)
+                await session.flush()
+        except IntegrityError:
+            # The same account was linked at the same moment by another request.
+            existing = await _find_locked(session, connector, account_id)
+            if existing is None:
+                raise
+        else:
+            log.info(
+                "connection_linked",
+                connection_id=conn.id,
+                connector=connector,
+                merchant_id=merchant_id,
+                relinked=False,
+            )
+            return conn
+    if existing.merchant_id != merchant_id:
+        raise AccountLinkedElsewhere()
+    existing.display_name = display_name or existing.display_name
+    existing.credentials = sealed
+    existing.token_expires_at = expires_at
+    existing.status = ConnectionStatus.active
+    existing.last_error = None
+    existing.last_refresh_failed_at = None
+    existing.version = existing.version + 1
+    await session.flush()
+    log.info(
+        "connection_linked",
+        connection_id=existing.id,
+        connector=connector,
+        merchant_id=merchant_id,
+        relinked=True,
+    )
+    return existing
+
+
+async def link_marketplace_account(
+    session: AsyncSession,
+    merchant_id: int,
+    connector_name: str,
+    token_set: TokenSet,
+    profile: AccountProfile,
+    *,
+    keys: KeyRing | None = None,
+) -> Connection:
+    """Create or update the merchant's connection to a marketplace account.
+
+    Linking an account the merchant already linked updates that connection (and brings it
+    back from ``needs_reauth`` or ``disconnected``); an account linked to another merchant
+    raises :class:`AccountLinkedElsewhere`.
+    """
+    if token_set.account_id and token_set.account_id != profile.account_id:
+        raise ValueError("the token set and the profile belong to different accounts")
+    sealed = seal_tokens(
+        keyring(keys),
+        token_set.access_token.get_secret_value(),
+        token_set.refresh_token.get_secret_value() if token_set.refresh_token else None,
+        token_set.scope,
+    )
+    return await _upsert(
+        session,
+        merchant_id=merchant_id,
+        connector=connector_name,
+        account_id=profile.account_id,
+        display_name=profile.nickname or profile.account_id,
+        sealed=sealed,
+        expires_at=token_set.expires_at,
+    )
+
+
+async def link_erp_account(
+    session: AsyncSession,
+    merchant_id: int,
+    connector_name: str,
+    credentials: ErpCredentials,
+    account_id: str,
+    name: str,
+    *,
+    keys: KeyRing | None = None,
+) -> Connection:
+    """Create or update the merchant's connection to an ERP company (credentials already
+    checked by the caller)."""
+    return await _upsert(
+        session,
+        merchant_id=merchant_id,
+        connector=connector_name,
+        account_id=account_id,
+        display_name=name,
+        sealed=seal_erp(keyring(keys), credentials),
+        expires_at=None,
+    )
+
+
+# --- token writes ---------------------------------------------------------------------------
+
+
+async def save_sealed_tokens(
+    session: AsyncSession,
+    connection_id: int,
+    expected_version: int,
+    sealed: str,
+    expires_at: datetime,
+) -> int | None:
+    """Compare-and-set the token pair; the new version, or None when the row changed."""
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Connection)
+            .where(Connection.id == connection_id, Connection.version == expected_version)
+            .values(
+                credentials=sealed,
+                token_expires_at=expires_at,
+                version=expected_version + 1,
+                last_error=None,
+                last_refresh_failed_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    return expected_version + 1 if result.rowcount == 1 else None
+
+
+async def store_tokens(
+    session: AsyncSession,
+    connection: Connection,
+    token_set: TokenSet,
+    *,
+    keys: KeyRing | None = None,
+) -> None:
+    """Save a new token pair on ``connection`` if nobody changed it since it was read.
+
+    A refresh answer without a refresh token keeps the stored one. Raises
+    :class:`StaleConnection` when the version moved (the caller re-reads).
+    """
+    ring = keyring(keys)
+    old_refresh = None
+    if connection.credentials is not None:
+        old_refresh = open_tokens(ring, connection.credentials).refresh_token
+    refresh = token_set.refresh_token.get_secret_value() if token_set.refresh_token else None
+    sealed = seal_tokens(
+        ring, token_set.access_token.get_secret_value(), refresh or old_refresh, token_set.scope
+    )
+    version = await save_sealed_tokens(
+        session, connection.id, connection.version, sealed, token_set.expires_at
+    )
+    if version is None:
+        raise StaleConnection(f"connection {connection.id} changed since it was read")
+    for attr, value in (
+        ("credentials", sealed),
+        ("token_expires_at", token_set.expires_at),
+        ("version", version),
+        ("last_error", None),
+        ("last_refresh_failed_at", None),
+    ):
+        set_committed_value(connection, attr, value)
+
+
+async def mark_needs_reauth(
+    session: AsyncSession,
+    connection_id: int,
+    reason: str,
+    *,
+    expected_version: int | None = None,
+) -> bool:
+    """Flag the connection for re-authorization; its runs wait until it is linked again.
+
+    With ``expected_version`` nothing happens if the row changed since (a concurrent
+    refresh or re-link made it usable). ``reason`` is shown by the API: keep secrets out.
+    """
+    where = [
+        Connection.id == connection_id,
+        Connection.status.in_((ConnectionStatus.active, ConnectionStatus.paused)),
+    ]
+    if expected_version is not None:
+        where.append(Connection.version == expected_version)
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Connection)
+            .where(*where)
+            .values(
+                status=ConnectionStatus.needs_reauth,
+                last_error=reason[:1000],
+                version=Connection.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    changed = result.rowcount == 1
+    if changed:
+        log.warning("connection_needs_reauth", connection_id=connection_id, reason=reason)
+    return changed
+
+
+async def record_refresh_failure(
+    session: AsyncSession, connection_id: int, reason: str, at: datetime
+) -> None:
+    await session.execute(
+        update(Connection)
+        .where(Connection.id == connection_id)
+        .values(last_refresh_failed_at=at, last_error=reason[:1000])
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- unlinking ------------------------------------------------------------------------------
+
+
+async def disconnect(session: AsyncSession, merchant_id: int, connection_id: int) -> Connection:
+    """Delete the connection's secrets and stop the pipelines using it; history stays."""
+    conn = await get_connection(session, merchant_id, connection_id)
+    conn.credentials = None
+    conn.token_expires_at = None
+    conn.status = ConnectionStatus.disconnected
+    conn.last_error = None
+    conn.last_refresh_failed_at = None
+    conn.version = conn.version + 1
+    stopped = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Pipeline)
+            .where(
+                or_(
+                    Pipeline.source_connection_id == connection_id,
+                    Pipeline.target_connection_id == connection_id,
+                ),
+                Pipeline.status != PipelineStatus.stopped,
+            )
+            .values(status=PipelineStatus.stopped)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    await session.flush()
+    log.info(
+        "connection_disconnected",
+        connection_id=connection_id,
+        merchant_id=merchant_id,
+        pipelines_stopped=stopped.rowcount,
+    )
+    return conn
+
+
+# --- key rotation ---------------------------------------------------------------------------
+
+
+@dataclass
+class RotationReport:
+    rotated: int = 0
+    already_current: int = 0
+    #: Rows a concurrent writer changed between our read and our write (already new key).
+    changed_meanwhile: int = 0
+    states_rotated: int = 0
+    states_purged: int = 0
+    #: Connection ids no configured key can open (reported, left untouched).
+    unreadable: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def rotate_keys(
+    sessionmaker: async_sessionmaker[AsyncSession], keys: KeyRing, *, batch: int = 200
+) -> RotationReport:
+    """Re-encrypt every stored secret under the newest key.
+
+    Safe to run while the service runs (each write compares the ciphertext it read) and
+    to run again. Run it after every process has the new key list; the old key can go once
+    it reports nothing left to rotate and nothing unreadable.
+    """
+    report = RotationReport()
+    last_id = 0
+    while True:
+        async with unit_of_work(sessionmaker) as session:
+            rows = (
+                await session.execute(
+                    select(Connection.id, Connection.credentials)
+                    .where(Connection.id > last_id, Connection.credentials.is_not(None))
+                    .order_by(Connection.id)
+                    .limit(batch)
+                )
+            ).all()
+            for conn_id, sealed in rows:
+                last_id = conn_id
+                if sealed is None or keys.is_current(sealed):
+                    report.already_current += 1
+                    continue
+                try:
+                    fresh = keys.rotate(sealed)
+                except DecryptionError:
+                    report.unreadable.append(conn_id)
+                    continue
+                result = cast(
+                    CursorResult[Any],
+                    await session.execute(
+                        update(Connection)
+                        .where(Connection.id == conn_id, Connection.credentials == sealed)
+                        .values(credentials=fresh)
+                        .execution_options(synchronize_session=False)
+                    ),
+                )
+                if result.rowcount == 1:
+                    report.rotated += 1
+                else:
+                    report.changed_meanwhile += 1
+        if len(rows) < batch:
+            break
+
+    now = utcnow()
+    async with unit_of_work(sessionmaker) as session:
+        purged = cast(
+            CursorResult[Any],
+            await session.execute(delete(OAuthState).where(OAuthState.expires_at <= now)),
+        )
+        report.states_purged = purged.rowcount
+        states = (await session.execute(select(OAuthState.id, OAuthState.code_verifier))).all()
+        for state_id, sealed in states:
+            if keys.is_current(sealed):
+                continue
+            try:
+                fresh = keys.rotate(sealed)
+            except DecryptionError:
+                continue
+            await session.execute(
+                update(OAuthState)
+                .where(OAuthState.id == state_id, OAuthState.code_verifier == sealed)
+                .values(code_verifier=fresh)
+                .execution_options(synchronize_session=False)
+            )
+            report.states_rotated += 1
+    log.info(
+        "keys_rotated",
+        rotated=report.rotated,
+        already_current=report.already_current,
+        changed_meanwhile=report.changed_meanwhile,
+        unreadable=len(report.unreadable),
+        states_rotated=report.states_rotated,
+    )
+    return report
+
+
+async def rotate_all_keys(settings: Settings) -> RotationReport:
+    """``conexapi rotate-keys``: :func:`rotate_keys` on the configured database and keys."""
+    engine = create_engine(settings, pool=False)
+    try:
+        return await rotate_keys(
+            create_sessionmaker(engine), KeyRing.parse(settings.encryption_keys)
+        )
+    finally:
+        await engine.dispose()
