@@ -1,0 +1,393 @@
+"""``conexapi demo`` (``make run``): the main job, end to end, on the embedded default.
+
+One process, no MariaDB, no Redis: the Mercado Libre and Siigo sandboxes, the API, and a
+Celery worker with beat (in-memory broker) all run here on a SQLite file. The demo links a
+seller through the real OAuth consent and a Siigo company through its API credentials,
+creates a pipeline with mappings, has the marketplace sandbox generate realistic Colombian
+orders and notify them (some twice, one with a SKU nobody mapped), and shows them becoming
+invoices. Then it adds the missing mapping, shows that order resume by itself, prints
+order → invoice → total → status, and keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+DEMO_DB = Path("conexapi-demo.db")
+APP_ID = "5503910054141466"
+SELLER_ID = 468424240
+SIIGO_USER = "ventas@demo-merchant.co"
+SKUS = ["CAM-ALG-M", "CAM-ALG-L", "TEN-RUN-42", "MORRAL-20L", "GORRA-NEG", "BOTELLA-1L"]
+UNMAPPED_SKU = "MEDIAS-X3"
+SETTLED = {
+    "invoiced",
+    "closed",
+    "needs_mapping",
+    "needs_attention",
+    "failed",
+    "cancelled_after_invoice",
+    "waiting_payment",
+    "needs_reauth",
+}
+
+console = Console()
+
+
+@dataclass
+class DemoSetup:
+    merchant_id: int
+    pipeline_id: int
+    company: dict[str, Any]
+    order_ids: list[str]
+
+
+def _environment(api_port: int, ml_port: int, siigo_port: int) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
+    os.environ.pop("CONEXAPI_REDIS_URL", None)
+    os.environ.update(
+        {
+            "CONEXAPI_DATABASE_URL": f"sqlite+aiosqlite:///./{DEMO_DB}",
+            "CONEXAPI_API_PORT": str(api_port),
+            "CONEXAPI_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+            "CONEXAPI_MERCADOLIBRE_API_URL": f"http://127.0.0.1:{ml_port}",
+            "CONEXAPI_MERCADOLIBRE_AUTH_URL": f"http://127.0.0.1:{ml_port}",
+            "CONEXAPI_MERCADOLIBRE_CLIENT_ID": APP_ID,
+            "CONEXAPI_MERCADOLIBRE_CLIENT_SECRET": "demo-client-secret",
+            "CONEXAPI_MERCADOLIBRE_REDIRECT_URI": (
+                f"http://127.0.0.1:{api_port}/oauth/mercadolibre/callback"
+            ),
+            "CONEXAPI_SIIGO_API_URL": f"http://127.0.0.1:{siigo_port}",
+            "CONEXAPI_SWEEPER_INTERVAL_SECONDS": "2",
+            "CONEXAPI_LOG_LEVEL": os.environ.get("CONEXAPI_LOG_LEVEL", "WARNING"),
+        }
+    )
+
+
+async def link_accounts(
+    api: httpx.AsyncClient, ml: httpx.AsyncClient, siigo: httpx.AsyncClient, merchant_id: int
+) -> tuple[int, int, dict[str, Any]]:
+    """Both connections through the product's own endpoints (OAuth consent; credentials)."""
+    headers = {"X-Merchant-Id": str(merchant_id), "X-User-Id": "demo"}
+    resp = await api.post("/api/v1/connections/mercadolibre/authorize", headers=headers, json={})
+    resp.raise_for_status()
+    auth_url = resp.json()["authorization_url"]
+    # The sandbox's consent page, answered for the seller without a browser.
+    consent = await ml.get(auth_url + f"&auto_consent={SELLER_ID}", follow_redirects=False)
+    callback = consent.headers["location"]
+    parts = urlsplit(callback)
+    done = await api.get(
+        parts.path,
+        params={k: v[0] for k, v in parse_qs(parts.query).items()},
+        follow_redirects=False,
+    )
+    if done.status_code >= 400:
+        raise RuntimeError(f"consent failed: {done.text}")
+    conns = (await api.get("/api/v1/connections", headers=headers)).json()["items"]
+    ml_conn = next(c for c in conns if c["connector"] == "mercadolibre")
+
+    company = (
+        await siigo.post(
+            "/_sandbox/companies",
+            json={
+                "username": SIIGO_USER,
+                "access_key": "ZGVtby1hY2Nlc3Mta2V5",
+                "mode": "production",
+            },
+        )
+    ).json()
+    for sku in [*SKUS, UNMAPPED_SKU, "ENVIO"]:
+        await siigo.post(
+            "/_sandbox/products",
+            json={
+                "company": company["id"],
+                "code": sku,
+                "name": sku.replace("-", " ").title(),
+                "taxes": [company["taxes"]["iva19"]],
+                "active": True,
+            },
+        )
+    resp = await api.post(
+        "/api/v1/connections/siigo",
+        headers=headers,
+        json={"username": SIIGO_USER, "access_key": "ZGVtby1hY2Nlc3Mta2V5"},
+    )
+    resp.raise_for_status()
+    return ml_conn["id"], resp.json()["id"], company
+
+
+async def seed(
+    api: httpx.AsyncClient,
+    ml: httpx.AsyncClient,
+    siigo: httpx.AsyncClient,
+    *,
+    orders: int,
+    seed_value: int,
+    api_url: str,
+) -> DemoSetup:
+    merchant = (
+        await api.post("/api/v1/merchants", json={"name": "Tienda Demo SAS", "slug": "tienda-demo"})
+    ).json()
+    await ml.post(
+        "/_sandbox/apps",
+        json={
+            "client_id": APP_ID,
+            "client_secret": "demo-client-secret",
+            "redirect_uri": f"{api_url}/oauth/mercadolibre/callback",
+            "pkce": True,
+        },
+    )
+    await ml.post(
+        "/_sandbox/sellers",
+        json={"user_id": SELLER_ID, "nickname": "TIENDADEMO", "site_id": "MCO"},
+    )
+    ml_conn, siigo_conn, company = await link_accounts(api, ml, siigo, merchant["id"])
+    pipeline = (
+        await api.post(
+            "/api/v1/pipelines",
+            json={
+                "merchant_id": merchant["id"],
+                "name": "Mercado Libre → Siigo",
+                "source_connection_id": ml_conn,
+                "target_connection_id": siigo_conn,
+                "settings": {
+                    "document_type_id": str(company["document_types"]["FV"]),
+                    "seller_id": str(company["users"][0]),
+                    "payment_type_id": str(company["payment_types"][0]),
+                    "tax_id": str(company["taxes"]["iva19"]),
+                    "tax_percentage": "19",
+                    "shipping_product_code": "ENVIO",
+                    "send_stamp": True,
+                },
+            },
+        )
+    ).json()
+    await api.put(
+        f"/api/v1/pipelines/{pipeline['id']}/mappings",
+        json=[{"kind": "sku", "source_value": s, "target_value": s} for s in SKUS],
+    )
+    await ml.put(
+        "/_sandbox/notifications",
+        json={
+            "callback_url": f"{api_url}/webhooks/mercadolibre",
+            "application_id": APP_ID,
+            "topics": ["orders_v2"],
+        },
+    )
+    generated = (
+        await ml.post(
+            "/_sandbox/orders/generate",
+            json={
+                "seller_id": SELLER_ID,
+                "count": orders,
+                "seed": seed_value,
+                "mix": {
+                    "skus": SKUS,
+                    "cancelled_rate": 0.1,
+                    "shipping_rate": 0.3,
+                    "nit_rate": 0.25,
+                },
+            },
+        )
+    ).json()
+    ids = [str(i) for i in generated["ids"]]
+    # One order carries a SKU nobody mapped.
+    odd = (
+        await ml.post(
+            "/_sandbox/orders/generate",
+            json={
+                "seller_id": SELLER_ID,
+                "count": 1,
+                "seed": seed_value + 1,
+                "mix": {"skus": [UNMAPPED_SKU], "cancelled_rate": 0.0},
+            },
+        )
+    ).json()
+    ids += [str(i) for i in odd["ids"]]
+    return DemoSetup(merchant["id"], pipeline["id"], company, ids)
+
+
+async def notify_all(ml: httpx.AsyncClient, order_ids: list[str]) -> None:
+    """Each order notified as Mercado Libre does; every third one twice (a duplicate)."""
+    for n, oid in enumerate(order_ids):
+        await ml.post(
+            "/_sandbox/notify",
+            json={
+                "topic": "orders_v2",
+                "resource": f"/orders/{oid}",
+                "user_id": SELLER_ID,
+                "repeat": 2 if n % 3 == 0 else 1,
+            },
+        )
+
+
+async def orders_by_state(api: httpx.AsyncClient, pipeline_id: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    cursor = 0
+    while True:
+        page = (
+            await api.get(
+                "/api/v1/orders",
+                params={"pipeline_id": pipeline_id, "cursor": cursor, "limit": 500},
+            )
+        ).json()
+        out += page["items"]
+        if not page["next_cursor"]:
+            return out
+        cursor = page["next_cursor"]
+
+
+async def wait_settled(
+    api: httpx.AsyncClient, pipeline_id: int, expected: int, wait_seconds: float
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + wait_seconds
+    last = ""
+    while True:
+        rows = await orders_by_state(api, pipeline_id)
+        counts = Counter(r["state"] for r in rows)
+        line = "  " + "  ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+        if line != last:
+            console.print(f"[dim]{len(rows)}/{expected} seen[/dim]{line}")
+            last = line
+        if len(rows) >= expected and all(r["state"] in SETTLED for r in rows):
+            return rows
+        if time.monotonic() > deadline:
+            console.print("[yellow]still working; showing what is there[/yellow]")
+            return rows
+        await asyncio.sleep(0.5)
+
+
+def show_table(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="Mercado Libre orders → Siigo invoices")
+    for col in ("order", "state", "invoice", "order total", "invoice total", "note"):
+        table.add_column(col, justify="right" if "total" in col else "left")
+    for r in sorted(rows, key=lambda r: r["id"]):
+        style = {"invoiced": "green", "needs_mapping": "yellow", "closed": "dim"}.get(
+            r["state"], "red" if r["state"] in ("failed", "needs_attention") else ""
+        )
+        table.add_row(
+            r["external_order_id"],
+            f"[{style}]{r['state']}[/{style}]" if style else r["state"],
+            r["erp_document_name"] or "—",
+            f"{Decimal(r['order_total']):,.2f}" if r["order_total"] else "—",
+            f"{Decimal(r['erp_total']):,.2f}" if r["erp_total"] else "—",
+            (r["last_error_message"] or "")[:60],
+        )
+    console.print(table)
+
+
+async def _main(
+    orders: int, seed_value: int, exit_after: bool, api_port: int, ml_port: int, siigo_port: int
+) -> int:
+    from conexapi.app import create_app
+    from conexapi.migrate import upgrade
+    from conexapi.serving import serving
+    from conexapi.settings import get_settings
+    from connectors.registry import all_connectors
+    from workers import tasks  # noqa: F401  (registers the tasks)
+    from workers.celery_app import app as celery_app
+    from workers.embedded import start_embedded_worker
+
+    settings = get_settings()
+    await asyncio.to_thread(upgrade, settings.database_url)
+    specs = all_connectors()
+    worker = await asyncio.to_thread(
+        start_embedded_worker, celery_app, settings=settings, beat=True
+    )
+    api_url = f"http://127.0.0.1:{api_port}"
+    apps = [
+        ("mercadolibre", specs["mercadolibre"].sandbox_app(), "127.0.0.1", ml_port),
+        ("siigo", specs["siigo"].sandbox_app(), "127.0.0.1", siigo_port),
+        ("api", create_app(settings), "127.0.0.1", api_port),
+    ]
+    try:
+        async with (
+            serving(apps) as served,
+            httpx.AsyncClient(base_url=api_url, timeout=30) as api,
+            httpx.AsyncClient(base_url=served[0].url, timeout=30) as ml,
+            httpx.AsyncClient(base_url=served[1].url, timeout=30) as siigo,
+        ):
+            console.rule("[bold]ConexAPI demo[/bold] — embedded: SQLite, in-process queue")
+            for s in served:
+                console.print(f"  {s.name:<13} {s.url}")
+            setup = await seed(
+                api, ml, siigo, orders=orders, seed_value=seed_value, api_url=api_url
+            )
+            console.print(
+                f"Linked seller {SELLER_ID} (OAuth consent) and Siigo company "
+                f"{SIIGO_USER}; pipeline {setup.pipeline_id} with {len(SKUS)} SKU mappings."
+            )
+            console.print(
+                f"Mercado Libre sends {len(setup.order_ids)} order notifications "
+                "(every third one twice; one order has an unmapped SKU)…"
+            )
+            await notify_all(ml, setup.order_ids)
+            rows = await wait_settled(api, setup.pipeline_id, len(setup.order_ids), 120)
+            parked = [r for r in rows if r["state"] == "needs_mapping"]
+            if parked:
+                console.print(
+                    f"{len(parked)} order(s) wait for a mapping of {UNMAPPED_SKU}; "
+                    "adding it — they resume with no manual retry…"
+                )
+                await api.put(
+                    f"/api/v1/pipelines/{setup.pipeline_id}/mappings",
+                    json=[
+                        {"kind": "sku", "source_value": UNMAPPED_SKU, "target_value": UNMAPPED_SKU}
+                    ],
+                )
+                rows = await wait_settled(api, setup.pipeline_id, len(setup.order_ids), 60)
+            show_table(rows)
+            invoices = (
+                await siigo.get("/_sandbox/invoices", params={"company": setup.company["id"]})
+            ).json()
+            invoiced = [r for r in rows if r["state"] == "invoiced"]
+            console.print(
+                f"{len(invoiced)} orders invoiced, {len(invoices)} invoices in Siigo "
+                f"(one per order: {'yes' if len(invoices) == len(invoiced) else 'NO'})."
+            )
+            if exit_after:
+                return 0 if len(invoices) == len(invoiced) else 1
+            console.rule("serving — Ctrl-C to stop")
+            console.print(f"  API docs      {api_url}/docs")
+            console.print(f"  orders        {api_url}/api/v1/orders")
+            console.print(f"  runs          {api_url}/api/v1/runs")
+            console.print(f"  readiness     {api_url}/readyz")
+            console.print(f"  Siigo sandbox {served[1].url}/_sandbox/invoices")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            return 0
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+def run_demo(*, orders: int, seed: int, exit_after: bool, port: int | None) -> int:
+    from conexapi.serving import free_port
+    from conexapi.settings import get_settings
+
+    api_port = port or 8000
+    ml_port, siigo_port = 8101, 8102
+    if exit_after:  # a run that ends (CI, tests) must not collide with a running one
+        api_port, ml_port, siigo_port = free_port(), free_port(), free_port()
+    _environment(api_port, ml_port, siigo_port)
+    get_settings.cache_clear()
+    from conexapi.kit.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=False)
+    return asyncio.run(_main(orders, seed, exit_after, api_port, ml_port, siigo_port))

@@ -1,0 +1,56 @@
+"""``conexapi sandbox``: every installed connector's simulator on a localhost port."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from conexapi.serving import serving
+from conexapi.settings import Settings
+from connectors.registry import all_connectors
+
+#: Settings that point the product at a sandbox, per connector.
+URL_SETTINGS = {
+    "mercadolibre": ("CONEXAPI_MERCADOLIBRE_API_URL", "CONEXAPI_MERCADOLIBRE_AUTH_URL"),
+    "siigo": ("CONEXAPI_SIIGO_API_URL",),
+}
+
+
+def sandbox_ports(settings: Settings) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    next_port = 8101
+    for name in sorted(all_connectors()):
+        port = getattr(settings, f"sandbox_{name}_port", None)
+        if not isinstance(port, int):
+            while next_port in ports.values():
+                next_port += 1
+            port = next_port
+        ports[name] = port
+    return ports
+
+
+def exports(urls: dict[str, str]) -> list[str]:
+    lines = []
+    for name, url in urls.items():
+        for var in URL_SETTINGS.get(name, (f"CONEXAPI_{name.upper()}_API_URL",)):
+            lines.append(f"export {var}={url}")
+    return lines
+
+
+async def run_sandboxes(settings: Settings, host: str | None = None) -> None:
+    bind = host or settings.sandbox_host
+    ports = sandbox_ports(settings)
+    specs = all_connectors()
+    apps = [(name, specs[name].sandbox_app(), bind, port) for name, port in ports.items()]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with serving(apps) as served:
+        urls = {s.name: s.url for s in served}
+        for s in served:
+            print(f"{s.name:>14} sandbox  {s.url}   (admin: {s.url}/_sandbox/config)")
+        print("\nPoint ConexAPI at them:")
+        for line in exports(urls):
+            print("  " + line)
+        await stop.wait()
