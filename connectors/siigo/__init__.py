@@ -1,1 +1,42 @@
-"""Placeholder until the siigo connector lands."""
+"""Siigo Nube (Colombia) as the ERP: customers, products, catalogs and sales invoices
+created exactly once under an Idempotency-Key, plus a faithful sandbox of the API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+
+from connectors.base import ConnectorSpec, RateLimiter
+from connectors.siigo.connector import SiigoConnector
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from conexapi.settings import Settings
+
+
+def factory(http: httpx.AsyncClient, settings: Settings, limiter: RateLimiter) -> SiigoConnector:
+    return SiigoConnector(
+        http,
+        base_url=settings.siigo_api_url,
+        partner_id=settings.siigo_partner_id,
+        limiter=limiter,
+    )
+
+
+def sandbox_app() -> FastAPI:
+    from connectors.siigo.sandbox import create_app
+
+    return create_app()
+
+
+connector = ConnectorSpec(
+    name="siigo",
+    kind="erp",
+    factory=factory,
+    sandbox_app=sandbox_app,
+    description="Siigo Nube: sales invoices (FV) with DIAN stamping",
+)
+
+__all__ = ["SiigoConnector", "connector", "factory", "sandbox_app"]
