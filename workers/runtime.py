@@ -30,7 +30,11 @@ class WorkerRuntime:
         self.settings = settings
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self.resources: Resources = self.loop.run_until_complete(open_resources(settings))
+        try:
+            self.resources: Resources = self.loop.run_until_complete(open_resources(settings))
+        except BaseException:
+            self.loop.close()
+            raise
 
     @property
     def engine(self) -> AsyncEngine:
@@ -51,13 +55,23 @@ class WorkerRuntime:
 
 
 _runtime: WorkerRuntime | None = None
+_settings: Settings | None = None
+
+
+def configure_runtime(settings: Settings | None) -> None:
+    """Build runtimes from ``settings`` instead of the environment (embedded worker, tests).
+
+    Takes effect for the next runtime created; ``None`` goes back to the environment.
+    """
+    global _settings
+    _settings = settings
 
 
 def get_runtime() -> WorkerRuntime:
     """This process's runtime, created on first use (and anew after a fork)."""
     global _runtime
     if _runtime is None or _runtime.pid != os.getpid():
-        _runtime = WorkerRuntime(get_settings())
+        _runtime = WorkerRuntime(_settings or get_settings())
     return _runtime
 
 
@@ -72,4 +86,11 @@ def close_runtime() -> None:
     _runtime = None
 
 
-__all__ = ["WorkerRuntime", "close_runtime", "create_engine", "create_sessionmaker", "get_runtime"]
+__all__ = [
+    "WorkerRuntime",
+    "close_runtime",
+    "configure_runtime",
+    "create_engine",
+    "create_sessionmaker",
+    "get_runtime",
+]

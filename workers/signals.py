@@ -12,6 +12,7 @@ from celery.signals import (
     task_prerun,
     worker_process_init,
     worker_process_shutdown,
+    worker_shutdown,
 )
 
 from conexapi.kit.context import clean_request_id, reset_request_id, set_request_id
@@ -34,6 +35,13 @@ def _init(**_: Any) -> None:
 
 @worker_process_shutdown.connect
 def _shutdown(**_: Any) -> None:
+    close_runtime()
+
+
+@worker_shutdown.connect
+def _worker_shutdown(**_: Any) -> None:
+    # The solo pool and the embedded worker run tasks in the worker's own process, where
+    # worker_process_shutdown is never sent. A prefork parent holds no runtime: no-op.
     close_runtime()
 
 
