@@ -104,6 +104,34 @@ def rotate_keys() -> None:
         raise typer.Exit(1)
 
 
+@cli.command()
+def sandbox(
+    host: str | None = typer.Option(None, help="Bind address (default CONEXAPI_SANDBOX_HOST)."),
+) -> None:
+    """Serve the simulator of every installed connector (Mercado Libre, Siigo, ...)."""
+    import asyncio
+
+    from conexapi.sandboxes import run_sandboxes
+
+    asyncio.run(run_sandboxes(get_settings(), host))
+
+
+@cli.command()
+def demo(
+    orders: int = typer.Option(24, help="Orders the Mercado Libre sandbox generates."),
+    seed: int = typer.Option(7, help="Seed for the generated orders."),
+    exit_after: bool = typer.Option(
+        False, "--exit", help="Stop after the table instead of serving on."
+    ),
+    port: int | None = typer.Option(None, help="API port (default 8000)."),
+) -> None:
+    """The main job end to end on the embedded default: sandboxes, API, worker, in one
+    process on SQLite; orders flow from Mercado Libre to Siigo while you watch."""
+    from conexapi.demo import run_demo
+
+    raise typer.Exit(run_demo(orders=orders, seed=seed, exit_after=exit_after, port=port))
+
+
 def main() -> None:
     cli()
 
