@@ -43,7 +43,7 @@ SETTLED = {
     "needs_reauth",
 }
 
-console = Console()
+console = Console(width=None if Console().is_terminal else 110)
 
 
 @dataclass
@@ -113,10 +113,10 @@ async def link_accounts(
         await siigo.post(
             "/_sandbox/products",
             json={
-                "company": company["id"],
+                "company": company["company"],
                 "code": sku,
                 "name": sku.replace("-", " ").title(),
-                "taxes": [company["taxes"]["iva19"]],
+                "taxes": [company["tax_ids"]["IVA 19%"]],
                 "active": True,
             },
         )
@@ -164,10 +164,10 @@ async def seed(
                 "source_connection_id": ml_conn,
                 "target_connection_id": siigo_conn,
                 "settings": {
-                    "document_type_id": str(company["document_types"]["FV"]),
-                    "seller_id": str(company["users"][0]),
-                    "payment_type_id": str(company["payment_types"][0]),
-                    "tax_id": str(company["taxes"]["iva19"]),
+                    "document_type_id": str(company["document_type_id"]),
+                    "seller_id": str(company["seller_id"]),
+                    "payment_type_id": str(company["payment_type_id"]),
+                    "tax_id": str(company["tax_ids"]["IVA 19%"]),
                     "tax_percentage": "19",
                     "shipping_product_code": "ENVIO",
                     "send_stamp": True,
@@ -251,7 +251,11 @@ async def orders_by_state(api: httpx.AsyncClient, pipeline_id: int) -> list[dict
 
 
 async def wait_settled(
-    api: httpx.AsyncClient, pipeline_id: int, expected: int, wait_seconds: float
+    api: httpx.AsyncClient,
+    pipeline_id: int,
+    expected: int,
+    wait_seconds: float,
+    settled: set[str] = SETTLED,
 ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait_seconds
     last = ""
@@ -262,7 +266,7 @@ async def wait_settled(
         if line != last:
             console.print(f"[dim]{len(rows)}/{expected} seen[/dim]{line}")
             last = line
-        if len(rows) >= expected and all(r["state"] in SETTLED for r in rows):
+        if len(rows) >= expected and all(r["state"] in settled for r in rows):
             return rows
         if time.monotonic() > deadline:
             console.print("[yellow]still working; showing what is there[/yellow]")
@@ -284,7 +288,7 @@ def show_table(rows: list[dict[str, Any]]) -> None:
             r["erp_document_name"] or "—",
             f"{Decimal(r['order_total']):,.2f}" if r["order_total"] else "—",
             f"{Decimal(r['erp_total']):,.2f}" if r["erp_total"] else "—",
-            (r["last_error_message"] or "")[:60],
+            (r["last_error_message"] or "")[:48],
         )
     console.print(table)
 
@@ -348,10 +352,12 @@ async def _main(
                         {"kind": "sku", "source_value": UNMAPPED_SKU, "target_value": UNMAPPED_SKU}
                     ],
                 )
-                rows = await wait_settled(api, setup.pipeline_id, len(setup.order_ids), 60)
+                rows = await wait_settled(
+                    api, setup.pipeline_id, len(setup.order_ids), 60, SETTLED - {"needs_mapping"}
+                )
             show_table(rows)
             invoices = (
-                await siigo.get("/_sandbox/invoices", params={"company": setup.company["id"]})
+                await siigo.get("/_sandbox/invoices", params={"company": setup.company["company"]})
             ).json()
             invoiced = [r for r in rows if r["state"] == "invoiced"]
             console.print(

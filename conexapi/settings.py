@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = 3600
     sweeper_interval_seconds: float = 30.0
     run_heartbeat_timeout_seconds: float = 300.0
+    #: First back-off after a transient failure; doubles per attempt (with jitter), max 1 h.
+    retry_base_seconds: float = 30.0
+    #: Timeout of calls to marketplaces and ERPs. Siigo advises >= 120 s for documents;
+    #: a timeout is safe to retry (idempotency key), so a shorter one only costs a retry.
+    http_timeout_seconds: float = 60.0
 
     mercadolibre_api_url: str = "https://api.mercadolibre.com"
     mercadolibre_auth_url: str = "https://auth.mercadolibre.com.co"

@@ -29,7 +29,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def create_celery(settings: Settings) -> Celery:
-    broker = settings.redis_url or "memory://"
+    broker = settings.redis_url or "memory://localhost/"
     app = Celery("conexapi", broker=broker, include=["workers.tasks"])
     transport_options: dict[str, Any] = {"visibility_timeout": settings.broker_visibility_timeout}
     if settings.redis_url:

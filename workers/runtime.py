@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from conexapi.db import create_engine, create_sessionmaker
+from conexapi.kit import jobs
 from conexapi.kit.resources import Resources, open_resources
 from conexapi.settings import Settings, get_settings
 
@@ -35,6 +36,12 @@ class WorkerRuntime:
         except BaseException:
             self.loop.close()
             raise
+        if not jobs.has_sender():
+            # Jobs a task queues (a follow-up run, say) go to the broker this worker uses.
+            from workers.celery_app import app
+            from workers.sender import CelerySender
+
+            jobs.set_sender(CelerySender(app))
 
     @property
     def engine(self) -> AsyncEngine:

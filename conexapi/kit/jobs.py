@@ -47,6 +47,10 @@ def set_sender(sender: JobSender | None) -> None:
     _state.sender = sender
 
 
+def has_sender() -> bool:
+    return _state.sender is not None
+
+
 def enqueue(session: AsyncSession, name: str, *ids: int) -> None:
     session.info.setdefault(_KEY, []).append(Job(name, tuple(ids), get_request_id()))
 
@@ -72,10 +76,4 @@ async def send_now(queued: list[Job]) -> bool:
 
 
 async def flush(session: AsyncSession) -> None:
-    queued: list[Job] = session.info.pop(_KEY, [])
-    if not queued or _state.sender is None:
-        return
-    try:
-        await _state.sender.send(queued)
-    except Exception as exc:  # the broker is down: the sweeper finds the rows later
-        log.warning("enqueue_failed", jobs=len(queued), error=str(exc))
+    await send_now(session.info.pop(_KEY, []))

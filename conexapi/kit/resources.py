@@ -37,7 +37,7 @@ async def open_resources(settings: Settings) -> Resources:
         else None
     )
     http = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=5.0),
+        timeout=httpx.Timeout(settings.http_timeout_seconds, connect=5.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
     return Resources(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from conexapi.connections.errors import ReauthRequired
@@ -16,7 +16,6 @@ from connectors.models import ErpCredentials
 class SyncContext:
     res: Resources
     integrations: Integrations
-    _token_services: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, res: Resources) -> SyncContext:
@@ -28,18 +27,9 @@ class SyncContext:
         return ctx
 
     def token_service(self, connector: str) -> Any:
-        from conexapi.connections.tokens import TokenService
+        from conexapi.connections.tokens import get_token_service
 
-        service = self._token_services.get(connector)
-        if service is None:
-            service = TokenService(
-                self.res.sessionmaker,
-                self.res.redis,
-                self.integrations.marketplace(connector),
-                self.res.settings,
-            )
-            self._token_services[connector] = service
-        return service
+        return get_token_service(self.res, connector)
 
     async def access_token(self, connection: Connection) -> str:
         token: str = await self.token_service(connection.connector).access_token(connection.id)

@@ -382,7 +382,10 @@ async def _finish(ctx: SyncContext, c: Claimed, out: Outcome, upstream: list[str
                 out.message = f"gave up after {order.attempts} attempts: {out.message}"
             else:
                 order.next_attempt_at = now + backoff(
-                    order.attempts, out.retry_after, random.random()
+                    order.attempts,
+                    out.retry_after,
+                    random.random(),
+                    ctx.res.settings.retry_base_seconds,
                 )
         else:
             order.next_attempt_at = None

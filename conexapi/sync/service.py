@@ -146,9 +146,11 @@ async def ingest_event(session: AsyncSession, event_id: int) -> list[int]:
     return run_ids
 
 
-def backoff(attempt: int, retry_after: float | None, rng_value: float) -> timedelta:
+def backoff(
+    attempt: int, retry_after: float | None, rng_value: float, first: float = 30.0
+) -> timedelta:
     """Exponential back-off with jitter (half to full), at least ``retry_after``."""
-    base = min(30.0 * (2 ** max(attempt - 1, 0)), 3600.0)
+    base = min(first * (2 ** max(attempt - 1, 0)), 3600.0)
     delay = base * (0.5 + rng_value / 2)
     if retry_after:
         delay = max(delay, retry_after)

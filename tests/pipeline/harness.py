@@ -1,0 +1,303 @@
+"""The whole product on this machine, as production runs it, for the pipeline tests.
+
+Sandboxes and the API are served by uvicorn on free localhost ports (threads of the test
+process); workers are real ``conexapi worker`` processes on Redis and MariaDB, or the
+embedded worker on SQLite. The sweeper is the production function, driven by the test
+on a short interval (beat only schedules it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from conexapi.demo import APP_ID, SELLER_ID, DemoSetup, orders_by_state, seed
+from conexapi.kit.resources import Resources, open_resources
+from conexapi.migrate import upgrade
+from conexapi.serving import free_port
+from conexapi.settings import Environment, Settings
+from connectors.registry import all_connectors
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ThreadedServer:
+    """An ASGI app on a localhost port, served from a thread with its own event loop."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.server.serve())
+        except BaseException as exc:
+            self.error = exc
+
+    def start(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if self.error or not self.thread.is_alive():
+                raise RuntimeError(f"server on {self.port} failed: {self.error!r}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server on {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as CONEXAPI_* variables, for worker processes."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        raw = getattr(settings, name)
+        if hasattr(raw, "get_secret_value"):
+            value = raw.get_secret_value()
+        env[f"CONEXAPI_{name.upper()}"] = str(getattr(value, "value", value))
+    return env
+
+
+@dataclass
+class Workers:
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, count: int = 1, concurrency: int = 2) -> list[subprocess.Popen[bytes]]:
+        started = []
+        for _ in range(count):
+            n = len(self.procs) + 1
+            log = open(self.log_dir / f"worker{n}.log", "wb")  # noqa: SIM115
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "conexapi.cli",
+                    "worker",
+                    "--concurrency",
+                    str(concurrency),
+                    "--",
+                    "-n",
+                    f"w{n}-{os.getpid()}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self.procs.append(proc)
+            started.append(proc)
+        return started
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and its children: no warm shutdown, no ack."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("worker*.log"))
+        )
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    ml: httpx.AsyncClient
+    siigo: httpx.AsyncClient
+    api: httpx.AsyncClient
+    api_url: str
+    workers: Workers | None
+    res: Resources
+    setup: DemoSetup | None = None
+
+    async def sweep(self) -> None:
+        from conexapi.sync.sweeper import sweep
+
+        await sweep(self.res)
+
+    async def orders(self) -> list[dict[str, Any]]:
+        assert self.setup is not None
+        return await orders_by_state(self.api, self.setup.pipeline_id)
+
+    async def invoices(self) -> list[dict[str, Any]]:
+        assert self.setup is not None
+        resp = await self.siigo.get(
+            "/_sandbox/invoices", params={"company": self.setup.company["company"]}
+        )
+        resp.raise_for_status()
+        body = resp.json()
+        return body if isinstance(body, list) else body.get("invoices", body.get("items", []))
+
+    async def notify(self, order_id: str, **extra: Any) -> Any:
+        resp = await self.ml.post(
+            "/_sandbox/notify",
+            json={
+                "topic": "orders_v2",
+                "resource": f"/orders/{order_id}",
+                "user_id": SELLER_ID,
+                **extra,
+            },
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    async def wait_for(
+        self,
+        check: Callable[[list[dict[str, Any]]], bool],
+        seconds: float = 90,
+        sweep_every: float = 1.0,
+    ) -> list[dict[str, Any]]:
+        """Poll the orders until ``check`` holds, running the sweeper as beat would."""
+        deadline = time.monotonic() + seconds
+        last_sweep = 0.0
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rows = await self.orders()
+            if check(rows):
+                return rows
+            if time.monotonic() - last_sweep > sweep_every:
+                await self.sweep()
+                last_sweep = time.monotonic()
+            await asyncio.sleep(0.3)
+        logs = self.workers.logs() if self.workers else ""
+        raise AssertionError(f"timed out; orders: {rows}\nworker logs:\n{logs}")
+
+
+def base_settings(
+    database_url: str,
+    redis_url: str | None,
+    ml_url: str,
+    siigo_url: str,
+    api_port: int,
+    **overrides: Any,
+) -> Settings:
+    values: dict[str, Any] = {
+        "env": Environment.test,
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "api_port": api_port,
+        "public_url": f"http://127.0.0.1:{api_port}",
+        "mercadolibre_api_url": ml_url,
+        "mercadolibre_auth_url": ml_url,
+        "mercadolibre_client_id": APP_ID,
+        "mercadolibre_client_secret": "demo-client-secret",
+        "mercadolibre_redirect_uri": f"http://127.0.0.1:{api_port}/oauth/mercadolibre/callback",
+        "siigo_api_url": siigo_url,
+        "sweeper_interval_seconds": 1.0,
+        "run_heartbeat_timeout_seconds": 4.0,
+        "retry_base_seconds": 0.5,
+        "http_timeout_seconds": 10.0,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str | None,
+    *,
+    worker_count: int = 1,
+    orders: int = 6,
+    seed_value: int = 11,
+    before_seed: Callable[[Stack], Awaitable[None]] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Stack]:
+    specs = all_connectors()
+    ml_srv = ThreadedServer(specs["mercadolibre"].sandbox_app()).start()
+    siigo_srv = ThreadedServer(specs["siigo"].sandbox_app()).start()
+    api_port = free_port()
+    settings = base_settings(
+        database_url, redis_url, ml_srv.url, siigo_srv.url, api_port, **overrides
+    )
+    await asyncio.to_thread(upgrade, database_url)
+
+    from conexapi.app import create_app
+
+    api_srv = ThreadedServer(create_app(settings), api_port).start()
+    workers: Workers | None = None
+    embedded = None
+    if redis_url:
+        workers = Workers(settings_env(settings), tmp_path)
+        workers.start(worker_count)
+    else:
+        from workers import tasks  # noqa: F401
+        from workers.celery_app import app as celery_app
+        from workers.embedded import start_embedded_worker
+
+        embedded = await asyncio.to_thread(start_embedded_worker, celery_app, settings=settings)
+    res = await open_resources(settings)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=api_srv.url, timeout=60) as api,
+            httpx.AsyncClient(base_url=ml_srv.url, timeout=60) as ml,
+            httpx.AsyncClient(base_url=siigo_srv.url, timeout=60) as siigo,
+        ):
+            stack = Stack(settings, ml, siigo, api, api_srv.url, workers, res)
+            if before_seed is not None:
+                await before_seed(stack)
+            stack.setup = await seed(
+                api, ml, siigo, orders=orders, seed_value=seed_value, api_url=api_srv.url
+            )
+            yield stack
+    finally:
+        await res.aclose()
+        if workers is not None:
+            workers.stop_all()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        api_srv.stop()
+        ml_srv.stop()
+        siigo_srv.stop()
