@@ -59,6 +59,7 @@ class SiigoConnector(ErpConnector):
         timeout: float | None = 30.0,
         invoice_timeout: float = 120.0,
         catalog_ttl: float = 3600.0,
+        page_size: int = PAGE_SIZE,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.client = SiigoClient(
@@ -72,6 +73,7 @@ class SiigoConnector(ErpConnector):
         # Siigo asks for 120 s or more before giving up on a document creation.
         self.invoice_timeout = invoice_timeout
         self.catalog_ttl = catalog_ttl
+        self.page_size = page_size
         self._catalogs: dict[str, tuple[float, SiigoCatalogs]] = {}
         self._catalog_locks: dict[str, asyncio.Lock] = {}
 
@@ -219,7 +221,7 @@ class SiigoConnector(ErpConnector):
                 credentials,
                 "GET",
                 path,
-                params={**params, "page": page, "page_size": PAGE_SIZE},
+                params={**params, "page": page, "page_size": self.page_size},
             )
             data = _decimal_json(response)
             results = data.get("results") or []
@@ -228,7 +230,7 @@ class SiigoConnector(ErpConnector):
                 yield (item, raw) if with_raw else item
             pagination = data.get("pagination") or {}
             total = int(pagination.get("total_results") or 0)
-            page_size = int(pagination.get("page_size") or PAGE_SIZE)
+            page_size = int(pagination.get("page_size") or self.page_size)
             if not results or page * page_size >= total:
                 return
         raise PermanentError(f"Siigo {path} did not end after {MAX_PAGES} pages")

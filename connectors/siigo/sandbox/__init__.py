@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -50,6 +51,7 @@ class RateLimit:
     def __init__(self, state: SiigoState, sandbox: Sandbox) -> None:
         self.state = state
         self.sandbox = sandbox
+        self.clock: Callable[[], float] = time.monotonic
 
     def __call__(self, scope: Scope, body: bytes) -> tuple[int, dict[str, Any]] | None:
         settings = self.sandbox.config.rate_limit
@@ -61,7 +63,7 @@ class RateLimit:
             return None
         window = float(settings.get("window_seconds", 60.0))
         limit = int(settings.get(company.mode, DEFAULT_LIMITS.get(company.mode, 100)))
-        now = time.monotonic()
+        now = self.clock()
         hits = company.hits
         while hits and hits[0] <= now - window:
             hits.popleft()
@@ -111,7 +113,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         config=config or default_config(),
         reset_hook=state.reset,
     )
-    sandbox.rate_limiter = RateLimit(state, sandbox)
+    rate_limit = RateLimit(state, sandbox)
+    sandbox.rate_limiter = rate_limit
     app = FastAPI(
         title="Siigo Nube sandbox",
         docs_url="/_sandbox/docs",
@@ -120,6 +123,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     )
     app.state.siigo = state
     app.state.sandbox = sandbox
+    app.state.rate_limit = rate_limit
     app.include_router(api_router(state, sandbox))
     app.include_router(admin_router(state))
 
