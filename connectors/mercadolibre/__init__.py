@@ -1,1 +1,38 @@
-"""Placeholder until the mercadolibre connector lands."""
+"""Mercado Libre (site MCO first): orders in, with the buyer's fiscal identity."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+
+from connectors.base import ConnectorSpec, RateLimiter
+from connectors.mercadolibre.connector import MercadoLibreConfig, MercadoLibreConnector
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from conexapi.settings import Settings
+
+
+def factory(
+    http: httpx.AsyncClient, settings: Settings, limiter: RateLimiter
+) -> MercadoLibreConnector:
+    return MercadoLibreConnector(http, MercadoLibreConfig.from_settings(settings), limiter)
+
+
+def sandbox_app() -> FastAPI:
+    from connectors.mercadolibre.sandbox import create_app
+
+    return create_app()
+
+
+connector = ConnectorSpec(
+    name="mercadolibre",
+    kind="marketplace",
+    factory=factory,
+    sandbox_app=sandbox_app,
+    description="Mercado Libre orders (OAuth 2.0 with PKCE, orders_v2 notifications)",
+)
+
+__all__ = ["MercadoLibreConfig", "MercadoLibreConnector", "connector", "factory", "sandbox_app"]

@@ -1,0 +1,209 @@
+"""Verifying and parsing Mercado Libre notifications (no network involved)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.base import InboundRequest, NoLimit
+from connectors.errors import InvalidNotification
+from connectors.mercadolibre import MercadoLibreConnector, factory
+from tests.connectors.ml_fixtures import CLIENT_ID, WEBHOOK_TOKEN, ml_settings
+
+ORDER_BODY: dict[str, Any] = {
+    "resource": "/orders/2195160686",
+    "user_id": 468424240,
+    "topic": "orders_v2",
+    "application_id": int(CLIENT_ID),
+    "attempts": 1,
+    "sent": "2019-10-30T16:19:20.129Z",
+    "received": "2019-10-30T16:19:20.106Z",
+}
+
+
+def connector(**overrides: Any) -> MercadoLibreConnector:
+    # Parsing makes no call; the client is never used.
+    return factory(httpx.AsyncClient(), ml_settings(**overrides), NoLimit())
+
+
+def inbound(
+    body: dict[str, Any] | bytes,
+    *,
+    token: str | None = WEBHOOK_TOKEN,
+    ip: str | None = "54.88.218.97",
+) -> InboundRequest:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    query = {"token": token} if token is not None else {}
+    return InboundRequest(
+        body=raw, headers={"content-type": "application/json"}, query=query, client_ip=ip
+    )
+
+
+def test_orders_v2_official_shape() -> None:
+    n = connector().parse_notification(inbound(ORDER_BODY))
+    assert n.connector == "mercadolibre"
+    assert n.topic == "orders_v2"
+    assert n.order_id == "2195160686"
+    assert n.account_id == "468424240"
+    assert n.ignore_reason is None
+    assert n.attempts == 1
+    assert n.received_at == datetime(2019, 10, 30, 16, 19, 20, 106000, tzinfo=UTC)
+    assert n.dedupe_key == "orders_v2:/orders/2195160686:2019-10-30T16:19:20.106Z"
+
+
+def test_user_id_may_be_a_string() -> None:
+    n = connector().parse_notification(inbound({**ORDER_BODY, "user_id": "468424240"}))
+    assert n.account_id == "468424240"
+
+
+def test_application_id_is_compared_as_text_beyond_2_53() -> None:
+    # 9007199254740992 == 9007199254740993 as doubles; as ids they differ.
+    assert float(int(CLIENT_ID) - 1) == float(int(CLIENT_ID))
+    with pytest.raises(InvalidNotification):
+        connector().parse_notification(
+            inbound({**ORDER_BODY, "application_id": int(CLIENT_ID) - 1})
+        )
+    with pytest.raises(InvalidNotification):
+        connector().parse_notification(
+            inbound({**ORDER_BODY, "application_id": float(int(CLIENT_ID))})
+        )
+    n = connector().parse_notification(inbound({**ORDER_BODY, "application_id": CLIENT_ID}))
+    assert n.order_id == "2195160686"
+
+
+def test_nothing_verifies_without_a_configured_client_id() -> None:
+    with pytest.raises(InvalidNotification):
+        connector(mercadolibre_client_id="").parse_notification(inbound(ORDER_BODY))
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "/orders/abc",
+        "/orders/1/../../users/me",
+        "orders/1",
+        "/orders/1?x=1",
+        "/orders/",
+        "",
+        "/orders/1\n",
+    ],
+)
+def test_order_resource_pattern(resource: str) -> None:
+    with pytest.raises(InvalidNotification):
+        connector().parse_notification(inbound({**ORDER_BODY, "resource": resource}))
+
+
+@pytest.mark.parametrize(
+    ("topic", "resource"),
+    [
+        ("payments", "/collections/3043111111"),
+        ("shipments", "/shipments/40546549876"),
+        ("items", "/items/MLA686791111"),
+        ("invoices", "/users/123456789/invoices/$INVOICE_ID"),
+        ("post_purchase", "/post-purchase/v1/claims/5108684499"),
+        ("orders", "/orders/2195160686"),
+        ("questions", "/questions/5036111111"),
+    ],
+)
+def test_other_known_topics_are_valid_but_ignored(topic: str, resource: str) -> None:
+    n = connector().parse_notification(
+        inbound({**ORDER_BODY, "topic": topic, "resource": resource})
+    )
+    assert n.ignore_reason
+    assert n.order_id is None
+
+
+def test_known_topic_with_wrong_resource_is_invalid() -> None:
+    with pytest.raises(InvalidNotification):
+        connector().parse_notification(
+            inbound({**ORDER_BODY, "topic": "payments", "resource": "/orders/1"})
+        )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b"\xff\xfe",
+        {**ORDER_BODY, "topic": "made_up_topic"},
+        {k: v for k, v in ORDER_BODY.items() if k != "topic"},
+        {k: v for k, v in ORDER_BODY.items() if k != "application_id"},
+        {k: v for k, v in ORDER_BODY.items() if k != "user_id"},
+        {**ORDER_BODY, "user_id": "12a"},
+        {**ORDER_BODY, "user_id": True},
+        {**ORDER_BODY, "user_id": 1.5},
+        {**ORDER_BODY, "attempts": 0},
+        {**ORDER_BODY, "received": "yesterday"},
+        {k: v for k, v in ORDER_BODY.items() if k != "received"},
+    ],
+)
+def test_malformed_bodies(body: dict[str, Any] | bytes) -> None:
+    with pytest.raises(InvalidNotification):
+        connector().parse_notification(inbound(body))
+
+
+def test_url_token() -> None:
+    c = connector()
+    for token in (None, "", "wrong", WEBHOOK_TOKEN + "x"):
+        with pytest.raises(InvalidNotification):
+            c.parse_notification(inbound(ORDER_BODY, token=token))
+    # No token configured: none is needed.
+    open_connector = connector(mercadolibre_webhook_token="")
+    assert open_connector.parse_notification(inbound(ORDER_BODY, token=None)).order_id
+
+
+def test_source_ip_allow_list() -> None:
+    c = connector(mercadolibre_notification_ips="54.88.218.97, 18.215.140.160,35.186.0.0/16")
+    assert c.parse_notification(inbound(ORDER_BODY, ip="54.88.218.97")).order_id
+    assert c.parse_notification(inbound(ORDER_BODY, ip="35.186.182.146")).order_id
+    for ip in ("10.0.0.1", None, "not-an-ip"):
+        with pytest.raises(InvalidNotification):
+            c.parse_notification(inbound(ORDER_BODY, ip=ip))
+    # An empty list disables the check.
+    assert connector().parse_notification(inbound(ORDER_BODY, ip="10.0.0.1")).order_id
+
+
+def test_dedupe_prefers_id_and_survives_retries() -> None:
+    c = connector()
+    with_id = {**ORDER_BODY, "_id": "5da87eea5b35b865994cfd7d"}
+    first = c.parse_notification(inbound(with_id))
+    retry = c.parse_notification(
+        inbound({**with_id, "attempts": 4, "sent": "2019-10-30T16:26:20.000Z"})
+    )
+    assert first.dedupe_key == retry.dedupe_key == "id:5da87eea5b35b865994cfd7d"
+    assert retry.attempts == 4
+
+    # Without _id: topic + resource + received, equal across retries ...
+    a = c.parse_notification(inbound(ORDER_BODY))
+    b = c.parse_notification(inbound({**ORDER_BODY, "attempts": 2, "sent": "2019-10-30T17:00Z"}))
+    assert a.dedupe_key == b.dedupe_key
+    # ... and different for a new event on the same order.
+    later = c.parse_notification(inbound({**ORDER_BODY, "received": "2019-10-30T16:30:00.000Z"}))
+    assert later.dedupe_key != a.dedupe_key
+
+
+def test_subtopic_model_id_and_misspelled_received() -> None:
+    c = connector()
+    body = {k: v for k, v in ORDER_BODY.items() if k != "received"}
+    body["recieved"] = "2019-10-30T16:19:20.106Z"
+    n = c.parse_notification(inbound(body))
+    assert n.received_at is not None
+    sub = c.parse_notification(
+        inbound({**ORDER_BODY, "id": "5e2827f2-99b7-474e-b68b-6a86e934cc7e"})
+    )
+    assert sub.dedupe_key == "id:5e2827f2-99b7-474e-b68b-6a86e934cc7e"
+
+
+def test_long_keys_are_hashed_to_fit() -> None:
+    c = connector()
+    long_id = "x" * 400
+    n = c.parse_notification(inbound({**ORDER_BODY, "_id": long_id}))
+    assert len(n.dedupe_key) <= 190
+    other = c.parse_notification(inbound({**ORDER_BODY, "_id": long_id + "y"}))
+    assert other.dedupe_key != n.dedupe_key
+    assert len(other.dedupe_key) <= 190
