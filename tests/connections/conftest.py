@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +15,14 @@ from conexapi.kit.crypto import KeyRing, generate_key
 from conexapi.models import Merchant
 from conexapi.settings import Settings
 from tests.connections.fakes import AuthServer
+from tests.connections.flow import (
+    CALLBACK,
+    ML_CLIENT_ID,
+    ML_CLIENT_SECRET,
+    RETURN_ORIGIN,
+    SELLER,
+)
+from tests.connections.sandboxes import admin, served
 
 
 @pytest.fixture
@@ -68,3 +76,89 @@ def merchant_factory(
 @pytest.fixture
 def auth_server() -> AuthServer:
     return AuthServer()
+
+
+# --- sandboxes and the application over them ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ml_sandbox_session() -> Iterator[str]:
+    from connectors.mercadolibre import sandbox_app
+
+    with served("mercadolibre", sandbox_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def siigo_sandbox_session() -> Iterator[str]:
+    from connectors.siigo import sandbox_app
+
+    with served("siigo", sandbox_app()) as url:
+        yield url
+
+
+@pytest.fixture
+def ml_sandbox(ml_sandbox_session: str) -> str:
+    """The Mercado Libre sandbox, reset, with this product's application registered."""
+    admin(ml_sandbox_session, "POST", "/_sandbox/reset")
+    admin(
+        ml_sandbox_session,
+        "POST",
+        "/_sandbox/apps",
+        json={
+            "client_id": ML_CLIENT_ID,
+            "client_secret": ML_CLIENT_SECRET,
+            "redirect_uri": CALLBACK,
+            "pkce": True,
+        },
+    )
+    return ml_sandbox_session
+
+
+@pytest.fixture
+def siigo_sandbox(siigo_sandbox_session: str) -> str:
+    admin(siigo_sandbox_session, "POST", "/_sandbox/reset")
+    return siigo_sandbox_session
+
+
+@pytest.fixture
+async def app_settings(
+    settings_factory: Callable[..., Settings],
+    sqlite_url: str,
+    migrated_db: Any,
+    key: str,
+    ml_sandbox: str,
+    siigo_sandbox: str,
+) -> Settings:
+    """Settings of the ``app``/``app_client`` fixtures: the sandboxes as upstream."""
+    await migrated_db(sqlite_url)
+    return settings_factory(
+        encryption_keys=SecretStr(key),
+        public_url="http://testserver",
+        oauth_allowed_return_origins=RETURN_ORIGIN,
+        mercadolibre_api_url=ml_sandbox,
+        mercadolibre_auth_url=ml_sandbox,
+        mercadolibre_client_id=ML_CLIENT_ID,
+        mercadolibre_client_secret=SecretStr(ML_CLIENT_SECRET),
+        mercadolibre_redirect_uri=CALLBACK,
+        siigo_api_url=siigo_sandbox,
+    )
+
+
+@pytest.fixture
+async def app_db(app_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session maker on the database of ``app``."""
+    engine = create_engine(app_settings)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def seller(ml_sandbox: str) -> int:
+    """A seller in the Mercado Libre sandbox who can consent."""
+    admin(
+        ml_sandbox, "POST", "/_sandbox/sellers", json={"user_id": SELLER, "nickname": "TIENDA_CO"}
+    )
+    return SELLER

@@ -1,0 +1,77 @@
+"""Steps of a consent as a merchant's browser and the ops API take them (for the tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conexapi.models import Connection
+from tests.connections.sandboxes import admin
+
+Sessions = async_sessionmaker[AsyncSession]
+
+ML_CLIENT_ID = "5503910054141466"
+ML_CLIENT_SECRET = "sandbox-client-secret-0123456789"
+CALLBACK = "http://testserver/oauth/mercadolibre/callback"
+RETURN_ORIGIN = "https://merchant.example"
+SELLER = 468424240
+RETURN_TO = f"{RETURN_ORIGIN}/settings/connections?tab=ml"
+
+
+async def new_merchant(client: httpx.AsyncClient, slug: str) -> dict[str, str]:
+    response = await client.post("/api/v1/merchants", json={"name": slug, "slug": slug})
+    assert response.status_code == 201, response.text
+    return {"X-Merchant-Id": str(response.json()["id"]), "X-User-Id": "ops-user-1"}
+
+
+async def start(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> str:
+    response = await client.post(
+        "/api/v1/connections/mercadolibre/authorize", json=body, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    url: str = response.json()["authorization_url"]
+    return url
+
+
+def consent(authorization_url: str, *, user_id: int | None = SELLER, deny: bool = False) -> str:
+    """What the merchant's browser does on the consent page; returns the callback URL."""
+    extra = "&auto_deny=1" if deny else f"&auto_consent={user_id}"
+    response = httpx.get(authorization_url + extra, follow_redirects=False, timeout=10)
+    assert response.status_code == 302, response.text
+    location: str = response.headers["location"]
+    assert location.startswith("http://testserver/oauth/mercadolibre/callback?")
+    return location
+
+
+async def callback(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    parts = urlsplit(url)
+    return await client.get(f"{parts.path}?{parts.query}")
+
+
+def outcome(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 303, response.text
+    target = urlsplit(response.headers["location"])
+    assert f"{target.scheme}://{target.netloc}" == RETURN_ORIGIN
+    return {k: v[0] for k, v in parse_qs(target.query).items()}
+
+
+async def count_connections(sm: Sessions) -> int:
+    async with sm() as session:
+        return int(await session.scalar(select(func.count()).select_from(Connection)) or 0)
+
+
+def token_requests(ml_sandbox: str, grant_type: str) -> list[dict[str, Any]]:
+    requests = admin(ml_sandbox, "GET", "/_sandbox/requests", params={"path": "/oauth/token"})
+    return [r for r in requests if form(r).get("grant_type") == grant_type]
+
+
+def form(request: dict[str, Any]) -> dict[str, str]:
+    """The form body of a logged token request."""
+    body = request.get("body") or ""
+    if isinstance(body, dict):
+        return body
+    return {k: v[0] for k, v in parse_qs(body).items()}
