@@ -1,14 +1,27 @@
-"""Alembic from code: ``conexapi migrate`` and the readiness check use these."""
+"""Alembic from code: ``conexapi migrate``, the readiness check and the drift check use these.
+
+The same migrations run on MariaDB and SQLite. :func:`compare_type` and :func:`schema_drift`
+make "the migrated schema matches the models" checkable on both, closing three gaps in
+Alembic's own comparison: MariaDB stores JSON as LONGTEXT (equal only when the column
+keeps its ``json_valid`` CHECK), DATETIME fractional seconds (``UTCDateTime`` is DATETIME(6)
+on MariaDB; DATETIME(0) would silently drop microseconds), and generated columns (Alembic
+only warns when a ``Computed`` expression differs).
+"""
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
+from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import JSON, Column, Computed, Connection, DateTime, MetaData, inspect, text
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -35,3 +48,102 @@ def head_revisions() -> set[str]:
 
 def current_revisions(conn: Connection) -> set[str]:
     return set(MigrationContext.configure(conn).get_current_heads())
+
+
+# --- drift ---------------------------------------------------------------------------
+
+
+def _is_mysql(conn: Connection) -> bool:
+    return conn.dialect.name in ("mysql", "mariadb")
+
+
+def _dialect_impl(type_: TypeEngine[Any], conn: Connection) -> TypeEngine[Any]:
+    impl = type_.dialect_impl(conn.dialect)
+    if isinstance(impl, TypeDecorator):
+        return impl.load_dialect_impl(conn.dialect)
+    return impl
+
+
+def _json_checked(conn: Connection, table: str, column: str) -> bool:
+    clauses = conn.execute(
+        text(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = :table"
+        ),
+        {"table": table},
+    ).scalars()
+    return _normalize_sql(f"json_valid({column})") in {_normalize_sql(str(c)) for c in clauses}
+
+
+def compare_type(
+    context: MigrationContext,
+    inspected_column: Column[Any],
+    metadata_column: Column[Any],
+    inspected_type: TypeEngine[Any],
+    metadata_type: TypeEngine[Any],
+) -> bool | None:
+    """True when the types differ, None to let Alembic decide (the ``compare_type`` hook)."""
+    conn = context.connection
+    if conn is None or not _is_mysql(conn):
+        return None
+    wanted = _dialect_impl(metadata_type, conn)
+    if isinstance(wanted, DateTime) and isinstance(inspected_type, DateTime):
+        if (getattr(wanted, "fsp", None) or 0) != (getattr(inspected_type, "fsp", None) or 0):
+            return True
+        return None
+    if isinstance(wanted, JSON):
+        if isinstance(inspected_type, JSON):
+            return False
+        # MariaDB's JSON is LONGTEXT with a json_valid CHECK; plain LONGTEXT is not JSON.
+        table = inspected_column.table.name
+        return not _json_checked(conn, table, str(inspected_column.name))
+    return None
+
+
+def _normalize_sql(sql: str) -> str:
+    return re.sub(r"[\s()'\"`\[\]]", "", sql).lower()
+
+
+def _computed_drift(conn: Connection, metadata: MetaData) -> list[tuple[Any, ...]]:
+    inspector = inspect(conn)
+    existing = set(inspector.get_table_names())
+    diffs: list[tuple[Any, ...]] = []
+    for table in metadata.sorted_tables:
+        if table.name not in existing:
+            continue  # compare_metadata reports the missing table
+        reflected = {c["name"]: c.get("computed") for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in reflected:
+                continue
+            want = column.computed
+            got = reflected[column.name]
+            want_sql = (
+                _normalize_sql(str(want.sqltext.compile(dialect=conn.dialect)))
+                if isinstance(want, Computed)
+                else None
+            )
+            got_sql = _normalize_sql(str(got["sqltext"])) if got else None
+            want_persisted = bool(want.persisted) if isinstance(want, Computed) else None
+            got_persisted = bool(got.get("persisted")) if got else None
+            if (want_sql, want_persisted) != (got_sql, got_persisted):
+                diffs.append(("modify_computed", table.name, column.name, want_sql, got_sql))
+    return diffs
+
+
+def schema_drift(conn: Connection, metadata: MetaData | None = None) -> list[Any]:
+    """What autogenerate would change to make the database match ``metadata``; [] when none.
+
+    Run it with ``AsyncConnection.run_sync``. ``metadata`` defaults to the models'.
+    """
+    if metadata is None:
+        from conexapi.models import Base
+
+        metadata = Base.metadata
+    context = MigrationContext.configure(
+        conn, opts={"compare_type": compare_type, "compare_server_default": False}
+    )
+    with warnings.catch_warnings():
+        # Alembic warns about differing Computed expressions; _computed_drift reports them.
+        warnings.filterwarnings("ignore", message="Computed default on .* cannot be modified")
+        diffs: list[Any] = list(compare_metadata(context, metadata))
+    return diffs + _computed_drift(conn, metadata)

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from conexapi.migrate import compare_type
 from conexapi.models import Base
 from conexapi.settings import get_settings
 
@@ -28,7 +29,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         url=url,
         target_metadata=target_metadata,
         render_as_batch=is_sqlite,
-        compare_type=True,
+        compare_type=compare_type,
         compare_server_default=False,
     )
 

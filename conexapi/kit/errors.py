@@ -135,7 +135,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"No route for {request.method} {request.url.path}."
     elif exc.status_code == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}."
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    details = getattr(exc, "details", None)
+    return error_response(exc.status_code, code, message, details, headers=exc.headers)
 
 
 def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conexapi.kit.context import clean_request_id, reset_request_id, set_request_id
 from conexapi.kit.errors import envelope
+
+log = structlog.get_logger(__name__)
 
 REQUESTS = Counter("conexapi_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -39,11 +43,13 @@ class RequestContextMiddleware:
         rid = clean_request_id(incoming)
         token = set_request_id(rid)
         status = 500
-        started = time.perf_counter()
+        started_at = time.perf_counter()
+        started = False
 
         async def _send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
@@ -51,18 +57,37 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, _send)
+        except Exception:
+            # Answered here, not by Starlette's ServerErrorMiddleware further out, so the
+            # 500 still carries the request id in its envelope and its X-Request-ID header.
+            if started:
+                raise
+            log.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
+            await send_json(
+                _send,
+                500,
+                envelope("internal_error", "An internal error occurred; it has been logged."),
+            )
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
             REQUESTS.labels(method, path, str(status)).inc()
-            LATENCY.labels(method, path).observe(time.perf_counter() - started)
+            LATENCY.labels(method, path).observe(time.perf_counter() - started_at)
             reset_request_id(token)
             structlog.contextvars.clear_contextvars()
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit.
+
+    An HTTPException on purpose: FastAPI turns any other exception met while reading a
+    body into a 400, but re-raises HTTPExceptions, which the error handlers answer as 413.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body is larger than {max_bytes} bytes.")
+        self.details = {"max_bytes": max_bytes}
 
 
 class BodySizeLimitMiddleware:
@@ -96,7 +121,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def _send(message: Message) -> None:
@@ -122,15 +147,19 @@ class BodySizeLimitMiddleware:
                 {"max_bytes": self.max_bytes},
             )
             status = 413
-        raw = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(raw)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": raw})
+        await send_json(send, status, body)
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    raw = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})
