@@ -78,7 +78,11 @@ def _environment(api_port: int, ml_port: int, siigo_port: int) -> None:
 
 
 async def link_accounts(
-    api: httpx.AsyncClient, ml: httpx.AsyncClient, siigo: httpx.AsyncClient, merchant_id: int
+    api: httpx.AsyncClient,
+    ml: httpx.AsyncClient,
+    siigo: httpx.AsyncClient,
+    merchant_id: int,
+    siigo_mode: str = "production",
 ) -> tuple[int, int, dict[str, Any]]:
     """Both connections through the product's own endpoints (OAuth consent; credentials)."""
     headers = {"X-Merchant-Id": str(merchant_id), "X-User-Id": "demo"}
@@ -105,7 +109,7 @@ async def link_accounts(
             json={
                 "username": SIIGO_USER,
                 "access_key": "ZGVtby1hY2Nlc3Mta2V5",
-                "mode": "production",
+                "mode": siigo_mode,
             },
         )
     ).json()
@@ -137,6 +141,8 @@ async def seed(
     orders: int,
     seed_value: int,
     api_url: str,
+    mix: dict[str, Any] | None = None,
+    siigo_mode: str = "production",
 ) -> DemoSetup:
     merchant = (
         await api.post("/api/v1/merchants", json={"name": "Tienda Demo SAS", "slug": "tienda-demo"})
@@ -154,7 +160,9 @@ async def seed(
         "/_sandbox/sellers",
         json={"user_id": SELLER_ID, "nickname": "TIENDADEMO", "site_id": "MCO"},
     )
-    ml_conn, siigo_conn, company = await link_accounts(api, ml, siigo, merchant["id"])
+    ml_conn, siigo_conn, company = await link_accounts(
+        api, ml, siigo, merchant["id"], siigo_mode
+    )
     pipeline = (
         await api.post(
             "/api/v1/pipelines",
@@ -199,6 +207,7 @@ async def seed(
                     "cancelled_rate": 0.1,
                     "shipping_rate": 0.3,
                     "nit_rate": 0.25,
+                    **(mix or {}),
                 },
             },
         )

@@ -19,8 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from conexapi.models.base import (
-    BigId,
     Base,
+    BigId,
     IdMixin,
     Json,
     Money,
@@ -125,7 +125,7 @@ class RunStatus(StrEnum):
 
 ACTIVE_RUN_STATUSES = (RunStatus.queued, RunStatus.running)
 
-TRIGGERS = ("webhook", "reconcile", "manual", "sweeper")
+TRIGGERS = ("webhook", "reconcile", "manual", "sweeper", "mapping")
 
 
 class SyncRun(IdMixin, Base):

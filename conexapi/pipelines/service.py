@@ -93,7 +93,7 @@ async def put_mappings(
         .with_for_update()
     )
     for order in parked.all():
-        await request_sync(session, order, "manual")
+        await request_sync(session, order, "mapping")
     return out
 
 

@@ -252,6 +252,8 @@ async def running_stack(
     worker_count: int = 1,
     orders: int = 6,
     seed_value: int = 11,
+    mix: dict[str, Any] | None = None,
+    siigo_mode: str = "production",
     before_seed: Callable[[Stack], Awaitable[None]] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
@@ -289,7 +291,14 @@ async def running_stack(
             if before_seed is not None:
                 await before_seed(stack)
             stack.setup = await seed(
-                api, ml, siigo, orders=orders, seed_value=seed_value, api_url=api_srv.url
+                api,
+                ml,
+                siigo,
+                orders=orders,
+                seed_value=seed_value,
+                api_url=api_srv.url,
+                mix=mix,
+                siigo_mode=siigo_mode,
             )
             yield stack
     finally:
