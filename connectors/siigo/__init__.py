@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from connectors.base import ConnectorSpec, RateLimiter
-from connectors.siigo.connector import SiigoConnector
+from connectors.siigo.erp import SiigoConnector
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

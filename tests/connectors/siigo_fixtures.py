@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from connectors.models import ErpCredentials, InvoiceDraft, InvoiceItem, InvoicePayment
-from connectors.siigo.connector import SiigoConnector
+from connectors.siigo.erp import SiigoConnector
 from connectors.siigo.sandbox import create_app
 from connectors.siigo.sandbox.state import SiigoState
 from connectors.siigo.totals import draft_total

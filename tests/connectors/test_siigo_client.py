@@ -26,7 +26,7 @@ from connectors.models import (
 )
 from connectors.siigo import connector as siigo_spec
 from connectors.siigo import factory
-from connectors.siigo.connector import SiigoConnector
+from connectors.siigo.erp import SiigoConnector
 from connectors.siigo.schemas import customer_body, invoice_body, siigo_id_type
 
 BASE = "https://api.siigo.test"

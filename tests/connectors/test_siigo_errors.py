@@ -17,7 +17,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.models import ErpCredentials
-from connectors.siigo.connector import SiigoConnector
+from connectors.siigo.erp import SiigoConnector
 from connectors.siigo.errors import parse_error_body, parse_retry_after
 
 BASE = "https://api.siigo.test"
