@@ -166,7 +166,10 @@ def _redis_session_db() -> Iterator[str]:
     base_url = os.environ[REDIS_ENV]
     base = redis.Redis.from_url(base_url, socket_connect_timeout=2, socket_timeout=5)
     base_db = int(base.connection_pool.connection_kwargs.get("db", 0))
-    count = int(base.config_get("databases").get("databases", 16))
+    try:
+        count = int(base.config_get("databases").get("databases") or 16)
+    except redis.ResponseError:  # CONFIG may be disabled on a managed server
+        count = 16
     token = f"{os.getpid()}:{secrets.token_hex(4)}"
     claimed = None
     for db in range(1, count):

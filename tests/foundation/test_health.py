@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -49,7 +50,7 @@ async def test_readyz_503_when_not_migrated(settings_factory: Callable[..., Sett
 
 
 async def test_readyz_503_when_database_unreachable(
-    settings_factory: Callable[..., Settings], tmp_path
+    settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
     missing_dir = tmp_path / "no" / "such" / "dir"
     settings = settings_factory(database_url=f"sqlite+aiosqlite:///{missing_dir}/x.db")
@@ -61,7 +62,9 @@ async def test_readyz_503_when_database_unreachable(
 
 
 async def test_readyz_503_when_redis_unreachable(
-    settings_factory: Callable[..., Settings], sqlite_url: str, migrated_db
+    settings_factory: Callable[..., Settings],
+    sqlite_url: str,
+    migrated_db: Callable[[str], Awaitable[str]],
 ) -> None:
     await migrated_db(sqlite_url)
     # Port 9 (discard) on localhost: nothing listens there.
@@ -77,7 +80,10 @@ async def test_readyz_503_when_redis_unreachable(
 
 @pytest.mark.redis
 async def test_readyz_ok_with_redis(
-    settings_factory: Callable[..., Settings], sqlite_url: str, migrated_db, redis_url: str
+    settings_factory: Callable[..., Settings],
+    sqlite_url: str,
+    migrated_db: Callable[[str], Awaitable[str]],
+    redis_url: str,
 ) -> None:
     await migrated_db(sqlite_url)
     response = await _get(settings_factory(redis_url=redis_url), "/readyz")

@@ -1,0 +1,126 @@
+"""A real ``conexapi worker`` process consumes jobs from Redis through the same code path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from conexapi.kit.jobs import Job
+from conexapi.settings import Settings
+from workers.celery_app import create_celery
+from workers.sender import CelerySender
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+CONEXAPI = Path(sys.executable).with_name("conexapi")
+
+
+@pytest.fixture
+def worker_process(
+    redis_url: str, sqlite_url: str, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "CONEXAPI_ENV": "test",
+        "CONEXAPI_REDIS_URL": redis_url,
+        "CONEXAPI_DATABASE_URL": sqlite_url,
+        "CONEXAPI_LOG_FORMAT": "json",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(CONEXAPI),
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--hostname",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+WAIT_SECONDS = 90.0
+
+
+def _wait_for_keys(
+    client: redis.Redis, keys: list[str], process: subprocess.Popen[bytes], log_path: Path
+) -> dict[str, dict[str, object]]:
+    found: dict[str, dict[str, object]] = {}
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(found) < len(keys):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(
+                f"probes seen: {sorted(found)}; worker log:\n{log_path.read_text(errors='replace')}"
+            )
+        for key in keys:
+            raw = client.get(key)
+            if raw is not None:
+                found[key] = json.loads(raw)
+        time.sleep(0.2)
+    return found
+
+
+async def test_worker_process_runs_probes_with_correlation_ids(
+    worker_process: subprocess.Popen[bytes],
+    redis_url: str,
+    settings_factory: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    settings = settings_factory(redis_url=redis_url)
+    sender = CelerySender(create_celery(settings))
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    await sender.send(
+        [
+            Job("conexapi.probe", (first,), "corr-worker-1"),  # type: ignore[arg-type]
+            Job("conexapi.probe", (second,), "corr-worker-2"),  # type: ignore[arg-type]
+        ]
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        seen = _wait_for_keys(
+            client,
+            [f"conexapi:probe:{first}", f"conexapi:probe:{second}"],
+            worker_process,
+            tmp_path / "worker.log",
+        )
+    finally:
+        client.close()
+    one, two = seen[f"conexapi:probe:{first}"], seen[f"conexapi:probe:{second}"]
+    assert (one["correlation_id"], two["correlation_id"]) == ("corr-worker-1", "corr-worker-2")
+    # Ran in a worker child, not here, and both tasks in that child shared one event loop.
+    assert one["pid"] == two["pid"] != os.getpid()
+    assert one["pid"] != worker_process.pid
+    assert one["loop"] == two["loop"]
+
+    worker_process.send_signal(signal.SIGTERM)
+    assert worker_process.wait(timeout=60) == 0
