@@ -1,0 +1,140 @@
+"""Engines per backend and the unit of work that commits, rolls back, then sends jobs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from conexapi.db import create_engine, create_sessionmaker, unit_of_work
+from conexapi.kit import jobs
+from conexapi.models import Merchant
+from conexapi.settings import Settings
+
+
+@pytest.fixture
+async def sqlite_engine(
+    settings_factory: Callable[..., Settings],
+    sqlite_url: str,
+    migrated_db: Callable[[str], Awaitable[str]],
+) -> AsyncIterator[AsyncEngine]:
+    await migrated_db(sqlite_url)
+    engine = create_engine(settings_factory(sqlite_busy_timeout_ms=4321))
+    yield engine
+    await engine.dispose()
+
+
+async def test_sqlite_runs_in_wal_with_busy_timeout_and_foreign_keys(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    async with sqlite_engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+        assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 4321
+        assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+
+
+@pytest.mark.mariadb
+async def test_mariadb_engine_settings(
+    settings_factory: Callable[..., Settings], mariadb_url: str
+) -> None:
+    settings = settings_factory(database_url=mariadb_url)
+    engine = create_engine(settings)
+    try:
+        assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
+        assert engine.pool._recycle == settings.db_pool_recycle  # type: ignore[attr-defined]
+        async with engine.connect() as conn:
+            wait_timeout = (await conn.exec_driver_sql("SELECT @@wait_timeout")).scalar()
+            isolation = (await conn.exec_driver_sql("SELECT @@tx_isolation")).scalar()
+            charset = (await conn.exec_driver_sql("SELECT @@character_set_client")).scalar()
+        # Connections are recycled before the server drops them as idle.
+        assert settings.db_pool_recycle < int(wait_timeout)
+        assert isolation == "READ-COMMITTED"
+        assert charset == "utf8mb4"
+    finally:
+        await engine.dispose()
+
+
+class CheckingSender:
+    """Records jobs, and whether their rows were already visible to another connection."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+        self.sent: list[jobs.Job] = []
+        self.visible: list[bool] = []
+
+    async def send(self, batch: list[jobs.Job]) -> None:
+        async with self.sessionmaker() as other:
+            for job in batch:
+                row = await other.get(Merchant, job.args[0])
+                self.visible.append(row is not None)
+        self.sent.extend(batch)
+
+
+@pytest.fixture
+def sender(sqlite_engine: AsyncEngine) -> Iterator[CheckingSender]:
+    checking = CheckingSender(create_sessionmaker(sqlite_engine))
+    jobs.set_sender(checking)
+    yield checking
+    jobs.set_sender(None)
+
+
+async def test_commit_sends_the_job_after_the_row_is_committed(
+    sqlite_engine: AsyncEngine, sender: CheckingSender
+) -> None:
+    sessionmaker = create_sessionmaker(sqlite_engine)
+    async with unit_of_work(sessionmaker) as session:
+        merchant = Merchant(name="Tienda", slug="tienda")
+        session.add(merchant)
+        await session.flush()
+        jobs.enqueue(session, "conexapi.test_job", merchant.id)
+        assert sender.sent == []  # held until the commit
+    assert sender.sent == [jobs.Job("conexapi.test_job", (merchant.id,), None)]
+    assert sender.visible == [True]
+
+
+async def test_rollback_drops_the_job(sqlite_engine: AsyncEngine, sender: CheckingSender) -> None:
+    sessionmaker = create_sessionmaker(sqlite_engine)
+    with pytest.raises(RuntimeError, match="nope"):
+        async with unit_of_work(sessionmaker) as session:
+            merchant = Merchant(name="Tienda", slug="tienda")
+            session.add(merchant)
+            await session.flush()
+            jobs.enqueue(session, "conexapi.test_job", merchant.id)
+            raise RuntimeError("nope")
+    assert sender.sent == []
+    async with sessionmaker() as session:
+        assert (await session.scalar(sa.select(sa.func.count()).select_from(Merchant))) == 0
+
+
+async def test_failed_commit_drops_the_job(
+    sqlite_engine: AsyncEngine, sender: CheckingSender
+) -> None:
+    sessionmaker = create_sessionmaker(sqlite_engine)
+    async with unit_of_work(sessionmaker) as session:
+        session.add(Merchant(name="First", slug="same"))
+    with pytest.raises(sa.exc.IntegrityError):
+        async with unit_of_work(sessionmaker) as session:
+            session.add(Merchant(name="Second", slug="same"))  # unique slug: fails at commit
+            jobs.enqueue(session, "conexapi.test_job", 1)
+    assert sender.sent == []
+
+
+async def test_broker_failure_does_not_undo_the_commit(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    class Down:
+        async def send(self, batch: list[jobs.Job]) -> None:
+            raise ConnectionError("broker down")
+
+    jobs.set_sender(Down())
+    try:
+        sessionmaker = create_sessionmaker(sqlite_engine)
+        async with unit_of_work(sessionmaker) as session:
+            session.add(Merchant(name="Tienda", slug="tienda"))
+            jobs.enqueue(session, "conexapi.test_job", 1)
+    finally:
+        jobs.set_sender(None)
+    async with sessionmaker() as session:
+        assert (await session.scalar(sa.select(sa.func.count()).select_from(Merchant))) == 1
