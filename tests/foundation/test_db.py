@@ -42,14 +42,14 @@ async def test_mariadb_engine_settings(
     settings = settings_factory(database_url=mariadb_url)
     engine = create_engine(settings)
     try:
-        assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
-        assert engine.pool._recycle == settings.db_pool_recycle  # type: ignore[attr-defined]
+        assert engine.pool._pre_ping is True
+        assert engine.pool._recycle == settings.db_pool_recycle
         async with engine.connect() as conn:
             wait_timeout = (await conn.exec_driver_sql("SELECT @@wait_timeout")).scalar()
             isolation = (await conn.exec_driver_sql("SELECT @@tx_isolation")).scalar()
             charset = (await conn.exec_driver_sql("SELECT @@character_set_client")).scalar()
         # Connections are recycled before the server drops them as idle.
-        assert settings.db_pool_recycle < int(wait_timeout)
+        assert settings.db_pool_recycle < int(str(wait_timeout))
         assert isolation == "READ-COMMITTED"
         assert charset == "utf8mb4"
     finally:
