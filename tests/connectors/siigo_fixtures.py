@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from connectors.models import ErpCredentials, InvoiceDraft, InvoiceItem, InvoicePayment
+from connectors.siigo import wire
 from connectors.siigo.erp import SiigoConnector
 from connectors.siigo.sandbox import create_app
 from connectors.siigo.sandbox.state import SiigoState
@@ -157,6 +158,29 @@ def today_in_colombia(sandbox: SiigoSandbox) -> date:
     return sandbox.state.today_colombia()
 
 
+def blueprint_draft(**overrides: Any) -> InvoiceDraft:
+    """The blueprint's example invoice as a draft: 2 x Item-1 at 1069.77, IVA 19 %."""
+    values: dict[str, Any] = {
+        "document_type": "24446",
+        "date": date(2030, 5, 1),
+        "customer_identification": "13832081",
+        "seller": "629",
+        "items": [
+            InvoiceItem(
+                code="Item-1",
+                description="Camiseta de algodón",
+                quantity=Decimal(2),
+                price=Decimal("1069.77"),
+                tax_ids=["13156"],
+            )
+        ],
+        "payments": [InvoicePayment(payment_type="5636", value=Decimal("2546.05"))],
+        "send_stamp": True,
+    }
+    values.update(overrides)
+    return InvoiceDraft(**values)
+
+
 @pytest.fixture
 async def siigo_sandbox() -> AsyncIterator[SiigoSandbox]:
     app = create_app()
@@ -263,3 +287,89 @@ class SiigoHarness:
 @pytest.fixture
 async def siigo_harness(siigo_sandbox: SiigoSandbox) -> SiigoHarness:
     return SiigoHarness(siigo_sandbox)
+
+
+# --- raw calls to the sandbox ----------------------------------------------------------
+
+
+def code_of(resp: httpx.Response) -> tuple[int, str, list[str]]:
+    """(HTTP status, first error Code, its Params) of a Siigo error answer."""
+    error = resp.json()["Errors"][0]
+    return resp.status_code, error["Code"], error["Params"]
+
+
+@pytest.fixture
+async def siigo_account(siigo_sandbox: SiigoSandbox) -> SiigoAccount:
+    """A production company with products SKU-1 (IVA 19 %), SKU-5 (IVA 5 %) and an inactive
+    OLD-1."""
+    account = await siigo_sandbox.account()
+    await siigo_sandbox.product(account, "SKU-1")
+    await siigo_sandbox.product(account, "SKU-5", taxes=("IVA 5%",))
+    await siigo_sandbox.product(account, "OLD-1", active=False)
+    return account
+
+
+@pytest.fixture
+async def siigo_headers(siigo_sandbox: SiigoSandbox, siigo_account: SiigoAccount) -> dict[str, str]:
+    """Headers for ``siigo_account``'s raw calls: a fresh token and the Partner-Id."""
+    return await siigo_sandbox.headers(siigo_account)
+
+
+async def seed_customer(
+    sandbox: SiigoSandbox, headers: dict[str, str], identification: str = "13832081", **extra: Any
+) -> dict[str, Any]:
+    """A customer created through ``POST /v1/customers``."""
+    body = {
+        "person_type": "Person",
+        "id_type": "13",
+        "identification": identification,
+        "name": ["Marcos", "Castillo"],
+        "address": {
+            "address": "Cra. 18 #79A - 42",
+            "city": {"country_code": "CO", "state_code": "11", "city_code": "11001"},
+        },
+        "contacts": [{"first_name": "Marcos", "last_name": "Castillo", "email": "m@c.co"}],
+        **extra,
+    }
+    resp = await sandbox.http.post("/v1/customers", json=body, headers=headers)
+    assert resp.status_code == 201, resp.text
+    result: dict[str, Any] = resp.json()
+    return result
+
+
+def raw_invoice(sandbox: SiigoSandbox, account: SiigoAccount, **overrides: Any) -> dict[str, Any]:
+    """A valid ``POST /v1/invoices`` body for the seeded customer: 2 x SKU-1 at 1069.77 with
+    IVA 19 %, paid 2546.05 in cash."""
+    body: dict[str, Any] = {
+        "document": {"id": int(account.document_type())},
+        "date": sandbox.state.today_colombia().isoformat(),
+        "customer": {"identification": "13832081", "branch_office": 0},
+        "seller": account.company["seller_id"],
+        "stamp": {"send": True},
+        "mail": {"send": False},
+        "items": [
+            {
+                "code": "SKU-1",
+                "description": "Camiseta",
+                "quantity": 2,
+                "price": 1069.77,
+                "taxes": [{"id": int(account.tax_id())}],
+            }
+        ],
+        "payments": [{"id": int(account.payment_type()), "value": 2546.05}],
+    }
+    body.update(overrides)
+    return body
+
+
+async def post_invoice(
+    sandbox: SiigoSandbox, headers: dict[str, str], body: dict[str, Any], key: str | None = None
+) -> httpx.Response:
+    sent = dict(headers)
+    if key is not None:
+        sent["Idempotency-Key"] = key
+    return await sandbox.http.post(
+        "/v1/invoices",
+        content=wire.dumps(body),
+        headers={**sent, "Content-Type": "application/json"},
+    )

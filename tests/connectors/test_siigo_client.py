@@ -17,17 +17,15 @@ from pydantic import SecretStr
 
 from connectors.errors import DataError
 from connectors.models import (
-    Address,
     CustomerSpec,
     ErpCredentials,
-    InvoiceDraft,
     InvoiceItem,
     InvoicePayment,
 )
 from connectors.siigo import connector as siigo_spec
 from connectors.siigo import factory
 from connectors.siigo.erp import SiigoConnector
-from connectors.siigo.schemas import customer_body, invoice_body, siigo_id_type
+from tests.connectors.siigo_fixtures import blueprint_draft
 
 BASE = "https://api.siigo.test"
 CREDS = ErpCredentials(username="api@empresa.example", access_key=SecretStr("secret-key"))
@@ -68,28 +66,6 @@ def invoice_json(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
-
-
-def draft(**overrides: Any) -> InvoiceDraft:
-    values: dict[str, Any] = {
-        "document_type": "24446",
-        "date": date(2030, 5, 1),
-        "customer_identification": "13832081",
-        "seller": "629",
-        "items": [
-            InvoiceItem(
-                code="Item-1",
-                description="Camiseta de algodón",
-                quantity=Decimal(2),
-                price=Decimal("1069.77"),
-                tax_ids=["13156"],
-            )
-        ],
-        "payments": [InvoicePayment(payment_type="5636", value=Decimal("2546.05"))],
-        "send_stamp": True,
-    }
-    values.update(overrides)
-    return InvoiceDraft(**values)
 
 
 @pytest.fixture
@@ -259,87 +235,6 @@ def test_factory_builds_from_settings() -> None:
 # --- customers --------------------------------------------------------------------------
 
 
-def test_customer_body_for_a_person() -> None:
-    body = customer_body(
-        CustomerSpec(
-            id_type="CC",
-            identification="1.020.304.050",
-            person_type="person",
-            first_name="María José Gómez",
-            email="mj@correo.example",
-            phone="+57 300 123 4567",
-            address=Address(street="Calle 1 # 2-3", postal_code="110111"),
-        )
-    )
-    assert body["id_type"] == "13"
-    assert body["identification"] == "1020304050"
-    assert body["person_type"] == "Person"
-    assert body["name"] == ["María", "José Gómez"]
-    assert body["fiscal_responsibilities"] == [{"code": "R-99-PN"}]
-    assert body["address"] == {
-        "address": "Calle 1 # 2-3",
-        "city": {"country_code": "CO", "state_code": "11", "city_code": "11001"},
-        "postal_code": "110111",
-    }
-    assert body["phones"] == [{"indicative": "57", "number": "3001234567"}]
-    assert body["contacts"] == [
-        {
-            "first_name": "María",
-            "last_name": "José Gómez",
-            "email": "mj@correo.example",
-            "phone": {"indicative": "57", "number": "3001234567"},
-        }
-    ]
-
-
-def test_customer_body_for_a_company_with_check_digit_and_city() -> None:
-    body = customer_body(
-        CustomerSpec(
-            id_type="31",
-            identification="900123456-7",
-            person_type="company",
-            company_name="Tienda SAS",
-            state_code="05",
-            city_code="05001",
-        )
-    )
-    assert (body["identification"], body["check_digit"]) == ("900123456", "7")
-    assert body["name"] == ["Tienda SAS"]
-    assert body["person_type"] == "Company"
-    assert body["address"]["address"] == "Sin dirección"
-    assert body["address"]["city"]["city_code"] == "05001"
-    assert body["contacts"] == [{"first_name": "Tienda SAS", "last_name": ""}]
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        CustomerSpec(
-            id_type="XX", identification="1", person_type="person", first_name="A", last_name="B"
-        ),
-        CustomerSpec(id_type="13", identification="1020", person_type="person", first_name="Cher"),
-        CustomerSpec(id_type="31", identification="900", person_type="company"),
-        CustomerSpec(
-            id_type="13", identification="abc", person_type="person", first_name="A", last_name="B"
-        ),
-    ],
-)
-def test_customer_body_refuses_what_siigo_would(spec: CustomerSpec) -> None:
-    with pytest.raises(DataError):
-        customer_body(spec)
-
-
-def test_id_type_codes() -> None:
-    assert [siigo_id_type(t) for t in ("CC", "nit", "CE", "PP", "13", "R-00-PN")] == [
-        "13",
-        "31",
-        "22",
-        "41",
-        "13",
-        "R-00-PN",
-    ]
-
-
 async def test_ensure_customer_finds_before_creating(
     mocked: respx.MockRouter, connector: SiigoConnector
 ) -> None:
@@ -420,7 +315,7 @@ async def test_invoice_body_is_exact_and_keyed(
 ) -> None:
     route = mocked.post("/v1/invoices").respond(201, json=invoice_json())
     invoice = await connector.create_invoice(
-        CREDS, draft(reference="ML 2000003508419013"), "ML2000003508419013"
+        CREDS, blueprint_draft(reference="ML 2000003508419013"), "ML2000003508419013"
     )
     request = route.calls.last.request
     assert request.headers["Idempotency-Key"] == "ML2000003508419013"
@@ -442,27 +337,6 @@ async def test_invoice_body_is_exact_and_keyed(
     assert invoice.idempotency_key == "ML2000003508419013"
     assert not invoice.replayed
     assert invoice.raw["name"] == "FV-2-22"
-
-
-def test_money_decimals_are_checked_not_rounded() -> None:
-    body = invoice_body(
-        draft(
-            items=[
-                InvoiceItem(
-                    code="X",
-                    description="x",
-                    quantity=Decimal("1.50"),
-                    price=Decimal("8403.361345"),
-                    discount=Decimal("0.10"),
-                )
-            ],
-            payments=[InvoicePayment(payment_type="1", value=Decimal("12605.0"))],
-        )
-    )
-    assert body["items"][0]["quantity"] == Decimal("1.5")
-    assert body["items"][0]["price"] == Decimal("8403.361345")
-    assert str(body["items"][0]["discount"]) == "0.10"
-    assert str(body["payments"][0]["value"]) == "12605.00"
 
 
 @pytest.mark.parametrize(
@@ -510,7 +384,7 @@ async def test_bad_drafts_never_leave(
 ) -> None:
     route = mocked.post("/v1/invoices").respond(201, json=invoice_json())
     with pytest.raises(DataError) as caught:
-        await connector.create_invoice(CREDS, draft(**changes), "KEY1")
+        await connector.create_invoice(CREDS, blueprint_draft(**changes), "KEY1")
     assert (caught.value.code, caught.value.field) == (code, field)
     assert not route.called
 
@@ -521,7 +395,7 @@ async def test_idempotency_key_is_checked_before_sending(
 ) -> None:
     route = mocked.post("/v1/invoices").respond(201, json=invoice_json())
     with pytest.raises(DataError) as caught:
-        await connector.create_invoice(CREDS, draft(), key)
+        await connector.create_invoice(CREDS, blueprint_draft(), key)
     assert caught.value.code == "invalid_idempotency-key"
     assert not route.called and not mocked["auth"].called
 
@@ -538,7 +412,7 @@ async def test_replay_is_recognised(
     replayed: bool,
 ) -> None:
     mocked.post("/v1/invoices").respond(status, json=invoice_json(), headers=headers)
-    invoice = await connector.create_invoice(CREDS, draft(), "A" * 30)
+    invoice = await connector.create_invoice(CREDS, blueprint_draft(), "A" * 30)
     assert invoice.replayed is replayed
 
 

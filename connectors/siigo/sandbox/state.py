@@ -9,7 +9,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -338,11 +338,3 @@ def check_date_filter(name: str, value: str | None) -> str | None:
             400, "invalid_date", f"The field {name} has an invalid date format", [name]
         ) from None
     return value
-
-
-def secrets_hex(n: int) -> str:
-    return secrets.token_hex(n)
-
-
-def ids_of(items: Iterable[Json]) -> list[Any]:
-    return [item["id"] for item in items]
