@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format up down bench clean
+.PHONY: help install run test lint format docs up down bench clean
 
 help:
 	@echo "make run     start ConexAPI on this machine (SQLite, no Redis needed)"
@@ -17,6 +17,7 @@ help:
 	@echo "make format  apply ruff's fixes and formatting"
 	@echo "make up      start the production shape with docker compose"
 	@echo "make bench   run the benchmarks"
+	@echo "make docs    regenerate .env.example and the README configuration table"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+docs: $(STAMP)
+	$(BIN)/python -m conexapi.kit.settings_doc
 
 up:
 	docker compose up --build --detach

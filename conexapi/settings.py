@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: Development-only secrets; accepted only when the service is embedded.
 INSECURE_SECRET_KEY = "insecure-embedded-secret-key-change-me"  # noqa: S105
 INSECURE_ENCRYPTION_KEY = "ZW1iZWRkZWQtb25seS1rZXktMzItYnl0ZXMtbG9uZyE="
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class Environment(StrEnum):
@@ -36,31 +37,49 @@ class Settings(BaseSettings):
         env_prefix="CONEXAPI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
+    #: development, test or production. Production logs JSON and never accepts the
+    #: development secrets, even on SQLite.
     env: Environment = Environment.development
+    #: SQLAlchemy URL: ``sqlite+aiosqlite:///./conexapi.db`` (embedded) or
+    #: ``mysql+aiomysql://user:password@host:3306/conexapi`` (MariaDB).
     database_url: str = "sqlite+aiosqlite:///./conexapi.db"
+    #: ``redis://host:6379/0``: Celery broker, locks and rate limits. Unset: in-process
+    #: queue (embedded mode).
     redis_url: str | None = None
     #: Seconds a pooled MariaDB connection lives; below the server's wait_timeout (28800 s).
     db_pool_recycle: int = 1800
+    #: Pooled MariaDB connections per process, and extra ones allowed under load.
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    #: Log every SQL statement (debugging only).
     db_echo: bool = False
+    #: How long a SQLite writer waits for the lock before failing.
     sqlite_busy_timeout_ms: int = 15000
 
+    #: Signs sessions and OAuth state. Required (32+ characters) outside the embedded mode.
     secret_key: SecretStr = SecretStr(INSECURE_SECRET_KEY)
     #: Comma-separated Fernet keys, newest first; older keys stay readable for rotation.
     encryption_keys: SecretStr = SecretStr(INSECURE_ENCRYPTION_KEY)
 
+    #: Where ``conexapi api`` listens.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    #: The URL the marketplaces and browsers reach this service at (webhooks, OAuth).
     public_url: str = "http://127.0.0.1:8000"
+    #: Larger request bodies are refused with 413, declared or streamed.
     max_body_bytes: int = 1_048_576
+    #: Lowest level logged: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
+    #: auto (JSON in production, readable otherwise), json or console.
     log_format: LogFormat = LogFormat.auto
 
+    #: Child processes per ``conexapi worker``.
     worker_concurrency: int = 2
     #: Redis visibility timeout; no countdown may exceed it (long waits live in the database).
     broker_visibility_timeout: int = 3600
+    #: How often beat runs the sweeper (requeues events and stalled runs).
     sweeper_interval_seconds: float = 30.0
+    #: A running run whose heartbeat is older than this is considered lost.
     run_heartbeat_timeout_seconds: float = 300.0
     #: First back-off after a transient failure; doubles per attempt (with jitter), max 1 h.
     retry_base_seconds: float = 30.0
@@ -68,10 +87,13 @@ class Settings(BaseSettings):
     #: a timeout is safe to retry (idempotency key), so a shorter one only costs a retry.
     http_timeout_seconds: float = 60.0
 
+    #: Mercado Libre API and consent (OAuth) base URLs; point them at the sandbox to try.
     mercadolibre_api_url: str = "https://api.mercadolibre.com"
     mercadolibre_auth_url: str = "https://auth.mercadolibre.com.co"
+    #: The application's credentials from the Mercado Libre developer console.
     mercadolibre_client_id: str = ""
     mercadolibre_client_secret: SecretStr = SecretStr("")
+    #: Must match the redirect URI registered for the application.
     mercadolibre_redirect_uri: str = "http://127.0.0.1:8000/oauth/mercadolibre/callback"
     #: Comma-separated source IPs allowed to post notifications; empty disables the check.
     mercadolibre_notification_ips: str = ""
@@ -81,6 +103,7 @@ class Settings(BaseSettings):
     #: Comma-separated origins (scheme://host[:port]) a consent may redirect back to, besides
     #: the origin of ``public_url``.
     oauth_allowed_return_origins: str = ""
+    #: How long a consent started here may take to come back.
     oauth_state_ttl_seconds: int = 600
     #: An access token this close to its expiry counts as expired (clock skew, slow calls).
     token_refresh_margin_seconds: int = 60
@@ -89,13 +112,17 @@ class Settings(BaseSettings):
     #: After a failed refresh the periodic job leaves the connection alone this long.
     token_refresh_cooldown_seconds: int = 600
 
+    #: Siigo Nube API base URL; point it at the sandbox to try.
     siigo_api_url: str = "https://api.siigo.com"
+    #: Sent as the ``Partner-Id`` header Siigo requires on every call.
     siigo_partner_id: str = "ConexAPI"
     #: Requests per window per Siigo company, shared by every worker (Siigo: 100/min in
     #: production companies, 10/min in test companies).
     siigo_requests_per_minute: int = 100
+    #: The window ``siigo_requests_per_minute`` counts over.
     siigo_rate_window_seconds: float = 60.0
 
+    #: Where ``conexapi sandbox`` serves the simulated Mercado Libre and Siigo.
     sandbox_host: str = "127.0.0.1"
     sandbox_mercadolibre_port: int = 8101
     sandbox_siigo_port: int = 8102
@@ -117,11 +144,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Self:
-        if self.embedded or self.env is Environment.test:
+        if self.env is Environment.test:
+            return self
+        if self.embedded and self.env is not Environment.production:
             return self
         insecure = []
-        if self.secret_key.get_secret_value() == INSECURE_SECRET_KEY:
-            insecure.append("CONEXAPI_SECRET_KEY")
+        secret = self.secret_key.get_secret_value()
+        if secret == INSECURE_SECRET_KEY or len(secret) < MIN_SECRET_KEY_LENGTH:
+            insecure.append(f"CONEXAPI_SECRET_KEY (at least {MIN_SECRET_KEY_LENGTH} characters)")
         if INSECURE_ENCRYPTION_KEY in self.encryption_keys.get_secret_value():
             insecure.append("CONEXAPI_ENCRYPTION_KEYS")
         if insecure:

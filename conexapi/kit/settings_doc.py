@@ -1,0 +1,130 @@
+"""The configuration reference, generated from :class:`~conexapi.settings.Settings`.
+
+``python -m conexapi.kit.settings_doc`` (``make docs``) rewrites ``.env.example`` and the
+table between the ``settings`` markers in ``README.md``; a test fails when either is stale.
+Descriptions come from a field's ``description`` or the ``#:`` comment above it; fields
+declared on consecutive lines under one comment share it.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import sys
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from conexapi import settings as settings_module
+from conexapi.settings import INSECURE_ENCRYPTION_KEY, INSECURE_SECRET_KEY, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README_START = "<!-- settings:start -->"
+README_END = "<!-- settings:end -->"
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    name: str
+    env: str
+    default: str
+    description: str
+    secret: bool
+
+
+def _comments() -> dict[str, str]:
+    source = inspect.getsource(settings_module)
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")
+    found: dict[str, str] = {}
+    previous: tuple[str, int] | None = None  # (name, last line) of the field just above
+    for node in cls.body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            previous = None
+            continue
+        name = node.target.id
+        comment: list[str] = []
+        index = node.lineno - 2
+        while index >= 0 and lines[index].strip().startswith("#:"):
+            comment.insert(0, lines[index].strip()[2:].strip())
+            index -= 1
+        if comment:
+            found[name] = " ".join(comment)
+        elif previous is not None and previous[1] == node.lineno - 1 and previous[0] in found:
+            found[name] = found[previous[0]]
+        previous = (name, node.end_lineno or node.lineno)
+    return found
+
+
+def _default(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, SecretStr):
+        raw = value.get_secret_value()
+        return (
+            "(development value)" if raw in (INSECURE_SECRET_KEY, INSECURE_ENCRYPTION_KEY) else raw
+        )
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def settings_docs() -> list[SettingDoc]:
+    comments = _comments()
+    docs = []
+    for name, field in Settings.model_fields.items():
+        docs.append(
+            SettingDoc(
+                name=name,
+                env=f"CONEXAPI_{name.upper()}",
+                default=_default(field.default),
+                description=(field.description or comments.get(name, "")).replace("``", "`"),
+                secret=field.annotation is SecretStr,
+            )
+        )
+    return docs
+
+
+def markdown_table() -> str:
+    rows = ["| Variable | Default | What it does |", "|---|---|---|"]
+    for doc in settings_docs():
+        default = f"`{doc.default}`" if doc.default else ""
+        description = doc.description.replace("|", "\\|")
+        rows.append(f"| `{doc.env}` | {default} | {description} |")
+    return "\n".join(rows)
+
+
+def env_example() -> str:
+    out = [
+        "# ConexAPI configuration: copy to .env (or set in the environment) what you change.",
+        "# With nothing set ConexAPI runs embedded: a SQLite file and no Redis.",
+        "# Generated from conexapi/settings.py by `make docs`; edit the descriptions there.",
+    ]
+    for doc in settings_docs():
+        out.append("")
+        if doc.description:
+            out.append(f"# {doc.description}")
+        value = "" if doc.secret and doc.default.startswith("(") else doc.default
+        out.append(f"# {doc.env}={value}")
+    return "\n".join(out) + "\n"
+
+
+def readme_with_table(readme: str) -> str:
+    start, end = readme.index(README_START), readme.index(README_END)
+    return readme[: start + len(README_START)] + "\n" + markdown_table() + "\n" + readme[end:]
+
+
+def main(root: Path = ROOT) -> int:
+    (root / ".env.example").write_text(env_example(), encoding="utf-8")
+    readme = root / "README.md"
+    readme.write_text(readme_with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
