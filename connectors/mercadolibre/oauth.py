@@ -75,18 +75,16 @@ def token_set(body: Any, *, now: datetime | None = None) -> TokenSet:
         raise TransientError("Mercado Libre token answer is not an object", code="invalid_response")
     access = body.get("access_token")
     user_id = body.get("user_id")
-    expires_in = body.get("expires_in")
+    expires_in: Any = body.get("expires_in")
     if not isinstance(access, str) or not access or user_id is None:
         raise TransientError(
             "Mercado Libre token answer lacks access_token or user_id", code="invalid_response"
         )
     try:
-        seconds = int(expires_in) if expires_in is not None else 0
+        seconds = max(int(expires_in), 0)
     except (TypeError, ValueError):
-        seconds = 0
-    if seconds <= 0:
-        # Always read expires_in; if it is unusable, treat the token as already stale so the
-        # caller refreshes on first use rather than trusting a guessed lifetime.
+        # Always read expires_in; when it is unusable, treat the token as already stale so
+        # the caller refreshes on first use instead of trusting a guessed lifetime.
         seconds = 0
     refresh = body.get("refresh_token")
     scope = body.get("scope")

@@ -59,6 +59,7 @@ def create_app(notify_transport: httpx.AsyncBaseTransport | None = None) -> Fast
         docs_url=f"{ADMIN_PREFIX}/docs",
         redoc_url=None,
         openapi_url=f"{ADMIN_PREFIX}/openapi.json",
+        swagger_ui_oauth2_redirect_url=f"{ADMIN_PREFIX}/docs/oauth2-redirect",
     )
     app.state.sandbox = sb
 
