@@ -13,13 +13,16 @@ nothing. So a refresh goes through four gates:
 4. the new pair is **saved** (compare-and-set on ``version``, committed) **before** the
    token is handed out, so a crash after the refresh cannot lose the new refresh token.
 
-An ``invalid_grant`` is checked against the database once more: if the row moved on, a
-concurrent refresh won and its token is used. Only a rejection of the token still stored
-marks the connection ``needs_reauth``; its runs then wait for the merchant to link it again.
+An ``invalid_grant`` is checked against the database, for a few seconds: if the row moves
+on, a concurrent refresh won and its token is used. Only a rejection of the token still
+stored marks the connection ``needs_reauth``; its runs then wait for the merchant to link
+it again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -103,6 +106,7 @@ class TokenService:
         key_prefix: str = "conexapi:",
         lease_ttl: float = 90.0,
         lease_wait: float = 60.0,
+        rejection_grace: float = 5.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.connector = connector
@@ -114,6 +118,7 @@ class TokenService:
         # if it expired mid-refresh a second holder could spend the same refresh token.
         self.lease_ttl = lease_ttl
         self.lease_wait = lease_wait
+        self.rejection_grace = rejection_grace
         self._flight: SingleFlight[tuple[str, Outcome]] = SingleFlight()
 
     # --- public -------------------------------------------------------------------------
@@ -229,20 +234,41 @@ class TokenService:
         return fresh.access_token.get_secret_value(), Outcome.refreshed
 
     async def _after_rejection(self, row: _Row, exc: AuthError) -> tuple[str, Outcome]:
-        now_row = await self._read(row.id)
-        if now_row.version != row.version:
-            # Lost a race: someone saved a newer pair (or re-linked) after our read.
-            self._check(now_row)
-            if self._fresh(now_row, self.margin):
-                REFRESHES.labels(row.connector, "race_recovered").inc()
-                log.info("token_refresh_race_recovered", connection_id=row.id)
-                return self._open(now_row).access_token, Outcome.fresh
+        """A rejected refresh token: a lost race, or a grant that is really gone.
+
+        The winner of a race may still be between its refresh answer and its save (if the
+        lease was lost, say), so the row is re-read for a short grace period before the
+        connection is flagged; a revoked grant only waits that much longer to be flagged.
+        """
+        deadline = time.monotonic() + self.rejection_grace
+        delay = 0.05
+        while True:
+            now_row = await self._read(row.id)
+            if now_row.version != row.version:
+                return self._recovered(now_row)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+        reason = f"The account's authorization was rejected{_code(exc)}; link the account again."
+        async with unit_of_work(self.sessionmaker) as session:
+            flagged = await mark_needs_reauth(session, row.id, reason, expected_version=row.version)
+        if not flagged:  # the row moved at the last moment
+            return self._recovered(await self._read(row.id))
         REFRESHES.labels(row.connector, "rejected").inc()
-        await self._needs_reauth(
-            row,
-            f"The account's authorization was rejected{_code(exc)}; link the account again.",
-        )
         raise ReauthRequired(row.id, exc.code or "refresh_rejected")
+
+    def _recovered(self, now_row: _Row) -> tuple[str, Outcome]:
+        """Someone saved a newer pair (or re-linked, or flagged it) after our read."""
+        self._check(now_row)
+        if not self._fresh(now_row, self.margin):
+            raise TransientError(
+                "the connection changed during the token refresh", code="token_refresh_conflict"
+            )
+        REFRESHES.labels(now_row.connector, "race_recovered").inc()
+        log.info("token_refresh_race_recovered", connection_id=now_row.id)
+        return self._open(now_row).access_token, Outcome.fresh
 
     async def _needs_reauth(self, row: _Row, reason: str) -> None:
         async with unit_of_work(self.sessionmaker) as session:

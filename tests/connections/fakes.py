@@ -41,6 +41,8 @@ class AuthServer:
     refresh_calls: int = 0
     rejected: int = 0
     fail_next: list[Exception] = field(default_factory=list)
+    #: Set at the first rejected refresh.
+    rejection: asyncio.Event = field(default_factory=asyncio.Event)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def issue(self, account_id: str, expires_at: datetime | None = None) -> TokenSet:
@@ -66,11 +68,21 @@ class FakeMarketplace(MarketplaceConnector):
 
     name: ClassVar[str] = "mercadolibre"
 
-    def __init__(self, server: AuthServer, gate: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        server: AuthServer,
+        gate: asyncio.Event | None = None,
+        hold_answer: asyncio.Event | None = None,
+    ) -> None:
         self.server = server
-        #: When set, refresh() signals ``entered`` and waits for ``gate`` before answering.
+        #: When set, refresh() signals ``entered`` and waits for ``gate`` before the server
+        #: sees the call.
         self.gate = gate
         self.entered = asyncio.Event()
+        #: When set, the server has spent the refresh token (``spent`` is signalled) but the
+        #: answer is held back until ``hold_answer`` is set.
+        self.hold_answer = hold_answer
+        self.spent = asyncio.Event()
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         if self.gate is not None:
@@ -83,8 +95,13 @@ class FakeMarketplace(MarketplaceConnector):
         account = self.server.valid_refresh.pop(refresh_token, None)
         if account is None:
             self.server.rejected += 1
+            self.server.rejection.set()
             raise AuthError("invalid grant", code="invalid_grant", status_code=400)
-        return self.server.issue(account)
+        pair = self.server.issue(account)
+        if self.hold_answer is not None:
+            self.spent.set()
+            await self.hold_answer.wait()
+        return pair
 
     async def get_profile(self, access_token: str) -> AccountProfile:
         account = self.server.valid_access.get(access_token)

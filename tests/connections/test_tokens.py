@@ -32,6 +32,7 @@ Sessions = async_sessionmaker[AsyncSession]
 
 def service(sm: Sessions, settings: Settings, server: AuthServer, **kwargs: object) -> TokenService:
     kwargs.setdefault("leases", LocalLeases(_LocalTable()))
+    kwargs.setdefault("rejection_grace", 0.3)
     connector = kwargs.pop("connector", None) or FakeMarketplace(server)
     return TokenService(sm, None, connector, settings, **kwargs)  # type: ignore[arg-type]
 
@@ -105,6 +106,35 @@ async def test_invalid_grant_after_a_lost_race_is_recovered_by_re_reading(
 
     assert auth_server.rejected == 1  # the loser's call with the spent token
     assert lost == won
+    assert (await load(sessionmaker, cid)).status == "active"
+
+
+async def test_invalid_grant_before_the_winner_saved_is_recovered_within_the_grace(
+    sessionmaker: Sessions,
+    conn_settings: Settings,
+    keys: KeyRing,
+    auth_server: AuthServer,
+    merchant_factory,
+) -> None:
+    """The winner has spent the refresh token but not saved the new pair yet when the
+    loser's call is rejected (leases that do not see each other, as if one had expired)."""
+    cid, _ = await linked_connection(
+        sessionmaker, keys, auth_server, await merchant_factory(), expires_at=utcnow()
+    )
+    hold = asyncio.Event()
+    slow_answer = FakeMarketplace(auth_server, hold_answer=hold)
+    winner = service(sessionmaker, conn_settings, auth_server, connector=slow_answer)
+    loser = service(sessionmaker, conn_settings, auth_server, rejection_grace=30.0)
+
+    winning = asyncio.create_task(winner.access_token(cid))
+    await slow_answer.spent.wait()
+    losing = asyncio.create_task(loser.access_token(cid))
+    await auth_server.rejection.wait()  # the loser was told invalid_grant...
+    hold.set()  # ...and only then does the winner get its answer and save it
+    won, lost = await winning, await losing
+
+    assert won == lost
+    assert auth_server.refresh_calls == 2 and auth_server.rejected == 1
     assert (await load(sessionmaker, cid)).status == "active"
 
 
