@@ -385,6 +385,14 @@ async def refresh_expiring(
     return summary
 
 
+async def refresh_expiring_tokens(resources: Resources) -> dict[str, RefreshSummary]:
+    """The periodic job's body: :func:`refresh_expiring` for every marketplace connector."""
+    return {
+        name: await refresh_expiring(get_token_service(resources, name))
+        for name in integrations(resources).marketplaces
+    }
+
+
 # --- per-process wiring ---------------------------------------------------------------------
 
 
@@ -416,5 +424,6 @@ __all__ = [
     "link_marketplace_account",
     "mark_needs_reauth",
     "refresh_expiring",
+    "refresh_expiring_tokens",
     "store_tokens",
 ]

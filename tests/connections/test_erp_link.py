@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import text
 
+from conexapi.connections.errors import ConnectionDisconnected
 from conexapi.connections.service import erp_credentials
 from conexapi.kit.crypto import KeyRing
 from conexapi.settings import Settings
@@ -104,3 +106,36 @@ async def test_siigo_down_is_reported_as_unavailable(
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "upstream_unavailable"
     assert await count_connections(app_db) == 0
+
+
+async def test_unlinking_through_the_api(
+    app_client: httpx.AsyncClient, app_db: Sessions, siigo_sandbox: str, keys: KeyRing
+) -> None:
+    admin(
+        siigo_sandbox,
+        "POST",
+        "/_sandbox/companies",
+        json={"username": USERNAME, "access_key": ACCESS_KEY},
+    )
+    headers = await new_merchant(app_client, "unlink")
+    created = (
+        await app_client.post(
+            "/api/v1/connections/siigo",
+            json={"username": USERNAME, "access_key": ACCESS_KEY},
+            headers=headers,
+        )
+    ).json()
+    other = await new_merchant(app_client, "unlink-other")
+    assert (
+        await app_client.delete(f"/api/v1/connections/{created['id']}", headers=other)
+    ).status_code == 404
+
+    gone = await app_client.delete(f"/api/v1/connections/{created['id']}", headers=headers)
+    assert gone.status_code == 200 and gone.json()["status"] == "disconnected"
+    shown = (await app_client.get(f"/api/v1/connections/{created['id']}", headers=headers)).json()
+    assert shown["status"] == "disconnected"
+    async with app_db() as session:
+        raw = (await session.execute(text("SELECT credentials FROM connections"))).scalar_one()
+        assert raw is None
+        with pytest.raises(ConnectionDisconnected):
+            await erp_credentials(session, created["id"], keys=keys)

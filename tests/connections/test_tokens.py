@@ -25,6 +25,7 @@ from conexapi.kit.locks import LocalLeases, _LocalTable
 from conexapi.models.base import utcnow
 from conexapi.settings import Settings
 from connectors.errors import TransientError
+from tests.connections.conftest import make_merchant
 from tests.connections.fakes import AuthServer, FakeMarketplace, linked_connection, load
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -275,3 +276,25 @@ async def test_refresh_job_refreshes_due_connections_and_respects_the_cool_down(
     third = await refresh_expiring(tokens_service, now=after)
     assert (third.due, third.refreshed, third.failed) == (1, 1, 0)
     assert await tokens_service.ensure_fresh(failing, timedelta(0)) is Outcome.fresh
+
+
+async def test_refresh_job_entry_point_uses_the_process_token_service(
+    conn_settings: Settings, keys: KeyRing, auth_server: AuthServer, merchant_factory
+) -> None:
+    from conexapi.connections.tokens import get_token_service, refresh_expiring_tokens
+    from conexapi.integrations import integrations
+    from conexapi.kit.resources import open_resources
+
+    resources = await open_resources(conn_settings)
+    try:
+        integrations(resources).marketplaces["mercadolibre"] = FakeMarketplace(auth_server)
+        merchant = await make_merchant(resources.sessionmaker)
+        cid, _ = await linked_connection(
+            resources.sessionmaker, keys, auth_server, merchant, "5001", utcnow()
+        )
+        summary = await refresh_expiring_tokens(resources)
+        assert summary["mercadolibre"].refreshed == 1
+        assert get_token_service(resources) is get_token_service(resources)
+        assert (await load(resources.sessionmaker, cid)).version == 2
+    finally:
+        await resources.aclose()
