@@ -30,6 +30,7 @@ from enum import StrEnum
 import structlog
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -159,6 +160,11 @@ class TokenService:
                 f"token:{connection_id}", ttl=self.lease_ttl, wait=self.lease_wait
             ):
                 return await self._refresh_held(connection_id, within)
+        except RedisError as exc:
+            raise TransientError(
+                f"the lease service is unavailable ({type(exc).__name__})",
+                code="lease_unavailable",
+            ) from None
         except LeaseTimeout:
             row = await self._read(connection_id)
             self._check(row)

@@ -141,7 +141,8 @@ class SingleFlight(Generic[T]):
         loop = asyncio.get_running_loop()
         slot = (id(loop), key)
         task = self._calls.get(slot)
-        if task is None or task.done():
+        # A loop's id can be reused once it is closed: never join a task of another loop.
+        if task is None or task.done() or task.get_loop() is not loop:
             task = loop.create_task(_call(fn))
             self._calls[slot] = task
             task.add_done_callback(lambda t: self._done(slot, t))

@@ -298,3 +298,30 @@ async def test_refresh_job_entry_point_uses_the_process_token_service(
         assert (await load(resources.sessionmaker, cid)).version == 2
     finally:
         await resources.aclose()
+
+
+async def test_lease_service_down_is_a_transient_error(
+    sessionmaker: Sessions,
+    conn_settings: Settings,
+    keys: KeyRing,
+    auth_server: AuthServer,
+    merchant_factory,
+) -> None:
+    from redis.asyncio import Redis
+
+    from conexapi.kit.locks import RedisLeases
+
+    cid, _ = await linked_connection(
+        sessionmaker, keys, auth_server, await merchant_factory(), expires_at=utcnow()
+    )
+    unreachable = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    try:
+        tokens_service = service(
+            sessionmaker, conn_settings, auth_server, leases=RedisLeases(unreachable)
+        )
+        with pytest.raises(TransientError) as info:
+            await tokens_service.access_token(cid)
+        assert info.value.code == "lease_unavailable"
+        assert auth_server.refresh_calls == 0
+    finally:
+        await unreachable.aclose()
