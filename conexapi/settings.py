@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     sweeper_interval_seconds: float = 30.0
     #: A running run whose heartbeat is older than this is considered lost.
     run_heartbeat_timeout_seconds: float = 300.0
+    #: A queued run whose job has not started after this long is sent again (the broker
+    #: may have lost it); a claim in the database keeps a second delivery harmless.
+    queued_run_requeue_seconds: float = 600.0
     #: First back-off after a transient failure; doubles per attempt (with jitter), max 1 h.
     retry_base_seconds: float = 30.0
     #: Timeout of calls to marketplaces and ERPs. Siigo advises >= 120 s for documents;

@@ -61,6 +61,7 @@ async def sweep(res: Resources) -> SweepReport:
     received_grace = now - timedelta(seconds=max(s_.sweeper_interval_seconds / 2, 2))
     queued_lost = now - timedelta(seconds=s_.broker_visibility_timeout + 60)
     stale = now - timedelta(seconds=s_.run_heartbeat_timeout_seconds)
+    forgotten = now - timedelta(seconds=s_.queued_run_requeue_seconds)
 
     async with res.sessionmaker() as session:
         event_ids = list(
@@ -80,12 +81,16 @@ async def sweep(res: Resources) -> SweepReport:
                 .limit(BATCH)
             )
         )
+        # A queued run's heartbeat records when its job was last sent.
         run_ids = list(
             await session.scalars(
                 select(SyncRun.id)
                 .where(
                     ((SyncRun.status == RunStatus.running) & (SyncRun.heartbeat_at < stale))
-                    | ((SyncRun.status == RunStatus.queued) & (SyncRun.created_at < stale))
+                    | (
+                        (SyncRun.status == RunStatus.queued)
+                        & (func.coalesce(SyncRun.heartbeat_at, SyncRun.created_at) < forgotten)
+                    )
                 )
                 .order_by(SyncRun.id)
                 .limit(BATCH)
@@ -101,6 +106,12 @@ async def sweep(res: Resources) -> SweepReport:
             )
     if run_ids and await jobs.send_now([jobs.Job(EXECUTE_RUN, (i,)) for i in run_ids]):
         report.runs_requeued = len(run_ids)
+        async with unit_of_work(res.sessionmaker) as session:
+            await session.execute(
+                update(SyncRun)
+                .where(SyncRun.id.in_(run_ids), SyncRun.status == RunStatus.queued)
+                .values(heartbeat_at=now)
+            )
 
     async with unit_of_work(res.sessionmaker) as session:
         source = aliased(Connection)

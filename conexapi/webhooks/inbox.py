@@ -69,19 +69,26 @@ class InboxWriter:
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[InboxItem, asyncio.Future[InboxResult]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # Sending is decoupled from writing: a broker that is slow or down must never
+        # hold up the commits that the senders of notifications are waiting for.
+        self._outbox: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
+        self._dispatcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="inbox-writer")
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="inbox-dispatcher")
 
     async def stop(self) -> None:
         if self._task is not None:
-            # Let queued requests finish before closing.
+            # Let queued requests finish before closing; unsent jobs are the sweeper's.
             await self._queue.join()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            for task in (self._task, self._dispatcher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            self._task = self._dispatcher = None
 
     async def submit(self, item: InboxItem) -> InboxResult:
         if self._task is None:
@@ -125,8 +132,8 @@ class InboxWriter:
             EVENTS.labels(item.connector, "duplicate" if result.duplicate else result.status).inc()
             if not fut.done():
                 fut.set_result(result)
-        if to_enqueue:
-            await self._enqueue(to_enqueue)
+        for item in to_enqueue:
+            self._outbox.put_nowait(item)
 
     async def _write(
         self, items: list[InboxItem]
@@ -237,6 +244,19 @@ class InboxWriter:
                 duplicate = True
             results.append(InboxResult(event_id=event_id, duplicate=duplicate, status=status))
         return results, to_enqueue
+
+    async def _dispatch(self) -> None:
+        while True:
+            events = [await self._outbox.get()]
+            while len(events) < 500:
+                try:
+                    events.append(self._outbox.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                await self._enqueue(events)
+            except Exception as exc:  # bookkeeping only; the sweeper re-sends
+                log.warning("inbox_dispatch_failed", error=str(exc), events=len(events))
 
     async def _enqueue(self, events: list[tuple[int, str | None]]) -> None:
         sent = await jobs.send_now(

@@ -235,6 +235,7 @@ def base_settings(
         "siigo_api_url": siigo_url,
         "sweeper_interval_seconds": 1.0,
         "run_heartbeat_timeout_seconds": 4.0,
+        "queued_run_requeue_seconds": 20.0,
         "retry_base_seconds": 0.5,
         "http_timeout_seconds": 10.0,
         "log_level": "WARNING",
