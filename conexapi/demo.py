@@ -160,9 +160,7 @@ async def seed(
         "/_sandbox/sellers",
         json={"user_id": SELLER_ID, "nickname": "TIENDADEMO", "site_id": "MCO"},
     )
-    ml_conn, siigo_conn, company = await link_accounts(
-        api, ml, siigo, merchant["id"], siigo_mode
-    )
+    ml_conn, siigo_conn, company = await link_accounts(api, ml, siigo, merchant["id"], siigo_mode)
     pipeline = (
         await api.post(
             "/api/v1/pipelines",

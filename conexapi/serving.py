@@ -33,7 +33,7 @@ async def start(name: str, app: ASGIApp, host: str, port: int) -> Served:
     )
     server = uvicorn.Server(config)
     # The process owner (demo, sandbox command) handles signals, not each server.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(), name=f"serve-{name}")
     while not server.started:
         if task.done():

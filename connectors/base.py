@@ -54,9 +54,7 @@ class MarketplaceConnector(ABC):
         """
 
     @abstractmethod
-    def authorization_request(
-        self, *, state: str, site: str | None = None
-    ) -> AuthorizationRequest:
+    def authorization_request(self, *, state: str, site: str | None = None) -> AuthorizationRequest:
         """The consent URL for ``state``, with a fresh PKCE verifier to keep server-side."""
 
     @abstractmethod

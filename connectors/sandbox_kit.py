@@ -18,8 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -104,8 +103,6 @@ class RequestLog:
 ErrorBody = Callable[[int, str, str], dict[str, Any]]
 
 
-
-
 class Sandbox:
     def __init__(
         self,
@@ -120,9 +117,7 @@ class Sandbox:
         self._initial_config = self.config.model_copy(deep=True)
         self.log = RequestLog()
         self.reset_hook = reset_hook
-        self.rate_limiter: Callable[[Scope, bytes], tuple[int, dict[str, Any]] | None] | None = (
-            None
-        )
+        self.rate_limiter: Callable[[Scope, bytes], tuple[int, dict[str, Any]] | None] | None = None
         self.rng = random.Random()
 
     # --- knobs -----------------------------------------------------------------------

@@ -56,7 +56,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
-def Money() -> Numeric[Decimal]:  # noqa: N802 - reads as a type
+def Money() -> Numeric[Decimal]:
     return Numeric(18, 2, asdecimal=True)
 
 

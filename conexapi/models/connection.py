@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conexapi.models.base import BigId, Base, IdMixin, TimestampMixin, UTCDateTime
+from conexapi.models.base import Base, BigId, IdMixin, TimestampMixin, UTCDateTime
 
 
 class ConnectionStatus(StrEnum):
@@ -28,9 +28,7 @@ class Connection(IdMixin, TimestampMixin, Base):
     connector: Mapped[str] = mapped_column(String(32), nullable=False)
     external_account_id: Mapped[str] = mapped_column(String(64), nullable=False)
     display_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
-    status: Mapped[str] = mapped_column(
-        String(20), nullable=False, default=ConnectionStatus.active
-    )
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default=ConnectionStatus.active)
     #: Encrypted JSON (tokens or API credentials); never logged, never returned.
     credentials: Mapped[str | None] = mapped_column(Text, nullable=True)
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

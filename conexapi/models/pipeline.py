@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conexapi.models.base import BigId, Base, IdMixin, Json, TimestampMixin
+from conexapi.models.base import Base, BigId, IdMixin, Json, TimestampMixin
 
 
 class PipelineStatus(StrEnum):

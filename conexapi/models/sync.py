@@ -132,9 +132,7 @@ class SyncRun(IdMixin, Base):
     """One attempt at an order. At most one is active (queued or running) per order."""
 
     __tablename__ = "sync_runs"
-    __table_args__ = (
-        Index("ix_sync_runs_status_heartbeat_at", "status", "heartbeat_at"),
-    )
+    __table_args__ = (Index("ix_sync_runs_status_heartbeat_at", "status", "heartbeat_at"),)
 
     order_sync_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("order_syncs.id", ondelete="CASCADE"), nullable=False, index=True

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -132,8 +132,8 @@ class InboxWriter:
             EVENTS.labels(item.connector, "duplicate" if result.duplicate else result.status).inc()
             if not fut.done():
                 fut.set_result(result)
-        for item in to_enqueue:
-            self._outbox.put_nowait(item)
+        for pending in to_enqueue:
+            self._outbox.put_nowait(pending)
 
     async def _write(
         self, items: list[InboxItem]
@@ -222,6 +222,7 @@ class InboxWriter:
                     dup_counts[event_id] = dup_counts.get(event_id, 0) + 1
             if dup_counts:
                 table = WebhookEvent.__table__
+                assert isinstance(table, Table)
                 await session.execute(
                     update(table)
                     .where(table.c.id == bindparam("b_id"))

@@ -50,7 +50,7 @@ class ThreadedServer:
             timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
 

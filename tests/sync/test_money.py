@@ -78,9 +78,7 @@ def test_exact_when_reachable(qty: Decimal, unit: Decimal, rate: Decimal) -> Non
     gross = round2(qty * unit)
     (base,) = solve_bases([GrossLine(qty, gross, pct)])
     reachable = any(
-        item_total(b, pct) == gross
-        for b in (base + k * CENT for k in range(-3, 4))
-        if b >= 0
+        item_total(b, pct) == gross for b in (base + k * CENT for k in range(-3, 4)) if b >= 0
     )
     assert (item_total(base, pct) == gross) == reachable
 
