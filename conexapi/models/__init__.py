@@ -1,5 +1,7 @@
 """Every ORM model, so Alembic sees one metadata."""
 
+from conexapi.models.audit import AuditEntry, IdempotentRequest
+from conexapi.models.auth import ApiKey, ApiKeyMerchant, AuthSession, Role, User, UserMerchant
 from conexapi.models.base import Base, utcnow
 from conexapi.models.connection import Connection, ConnectionStatus
 from conexapi.models.merchant import Merchant
@@ -17,10 +19,15 @@ from conexapi.models.sync import (
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
+    "ApiKey",
+    "ApiKeyMerchant",
+    "AuditEntry",
+    "AuthSession",
     "Base",
     "Connection",
     "ConnectionStatus",
     "EventStatus",
+    "IdempotentRequest",
     "Mapping",
     "MappingKind",
     "Merchant",
@@ -29,8 +36,11 @@ __all__ = [
     "OrderSync",
     "Pipeline",
     "PipelineStatus",
+    "Role",
     "RunStatus",
     "SyncRun",
+    "User",
+    "UserMerchant",
     "WebhookEvent",
     "utcnow",
 ]
