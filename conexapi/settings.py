@@ -125,6 +125,18 @@ class Settings(BaseSettings):
     #: The window ``siigo_requests_per_minute`` counts over.
     siigo_rate_window_seconds: float = 60.0
 
+    #: Lifetime of the ops API's access tokens (JWT); short, since only a logout or a
+    #: disabled user revokes one before it expires.
+    access_token_ttl_seconds: int = 900
+    #: Lifetime of a login (its refresh token rotates on every use within it).
+    refresh_token_ttl_seconds: int = 1_209_600
+    #: Login and token refresh attempts allowed per client address (``limits`` notation).
+    login_rate_limit: str = "10/minute"
+    #: Requests with bad credentials allowed per client address before it is refused.
+    auth_failure_rate_limit: str = "30/minute"
+    #: How long the answer to a request sent with an ``Idempotency-Key`` is kept.
+    idempotency_ttl_seconds: int = 86_400
+
     #: Where ``conexapi sandbox`` serves the simulated Mercado Libre and Siigo.
     sandbox_host: str = "127.0.0.1"
     sandbox_mercadolibre_port: int = 8101
