@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
             jobs.set_sender(CelerySender(celery))
         from conexapi.webhooks.inbox import InboxWriter
 
-        app.state.inbox = InboxWriter(resources.sessionmaker)
+        app.state.inbox = InboxWriter(resources.engine)
         app.state.inbox.start()
         try:
             yield

@@ -43,14 +43,19 @@ def probe(probe_id: str) -> None:
 
 
 @app.task(name="conexapi.process_event", ignore_result=True)
-def process_event(event_id: int) -> None:
-    """An inbox event becomes runs (one per pipeline fed by its account)."""
+def process_event(*event_ids: int) -> None:
+    """Inbox events become runs (one per pipeline fed by the account).
+
+    The API sends the events of one inbox commit together, so one message carries several
+    ids; each event has its own unit of work, so one that fails leaves the others done.
+    """
     from conexapi.db import unit_of_work
     from conexapi.sync.service import ingest_event
 
     async def _run(res: Resources) -> None:
-        async with unit_of_work(res.sessionmaker) as session:
-            await ingest_event(session, event_id)
+        for event_id in event_ids:
+            async with unit_of_work(res.sessionmaker) as session:
+                await ingest_event(session, event_id)
 
     get_runtime().run(_run)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from contextvars import ContextVar
@@ -11,8 +12,13 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
+_PREFIX = uuid.uuid4().hex[:12]
+_counter = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """Unique, not secret: a per-process random prefix and a counter (no syscall)."""
+    return f"{_PREFIX}{next(_counter):012x}"
 
 
 def clean_request_id(value: str | None) -> str:

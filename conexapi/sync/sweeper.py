@@ -35,7 +35,7 @@ from conexapi.models import (
     utcnow,
 )
 from conexapi.sync.service import EXECUTE_RUN, request_sync
-from conexapi.webhooks.inbox import PROCESS_EVENT
+from conexapi.webhooks.inbox import EVENTS_PER_JOB, PROCESS_EVENT
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +96,11 @@ async def sweep(res: Resources) -> SweepReport:
                 .limit(BATCH)
             )
         )
-    if event_ids and await jobs.send_now([jobs.Job(PROCESS_EVENT, (i,)) for i in event_ids]):
+    batches = [
+        jobs.Job(PROCESS_EVENT, tuple(event_ids[i : i + EVENTS_PER_JOB]))
+        for i in range(0, len(event_ids), EVENTS_PER_JOB)
+    ]
+    if batches and await jobs.send_now(batches):
         report.events_enqueued = len(event_ids)
         async with unit_of_work(res.sessionmaker) as session:
             await session.execute(

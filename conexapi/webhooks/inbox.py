@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,15 +23,22 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Insert
 
 from conexapi.kit import jobs
 from conexapi.models import Connection, ConnectionStatus, EventStatus, WebhookEvent, utcnow
 
 log = structlog.get_logger(__name__)
 
+#: The job that turns inbox events into runs; its arguments are event ids.
 PROCESS_EVENT = "conexapi.process_event"
+EVENTS_T: Table = WebhookEvent.__table__  # type: ignore[assignment]
+CONNECTIONS_T: Table = Connection.__table__  # type: ignore[assignment]
+LINKED_TTL_SECONDS = 30.0
+#: Events per job: few enough that the work spreads over the workers.
+EVENTS_PER_JOB = 25
 
 EVENTS = Counter("conexapi_webhook_events_total", "Webhook notifications", ["connector", "outcome"])
 BATCH = Histogram(
@@ -61,73 +69,99 @@ class InboxResult:
 class InboxWriter:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         *,
         max_batch: int = 250,
+        writers: int = 2,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        self.engine = engine
         self.max_batch = max_batch
+        self.writers = writers
         self._queue: asyncio.Queue[tuple[InboxItem, asyncio.Future[InboxResult]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        # Several writers, so a batch forms and commits while the one before it is still
+        # waiting for the database.
+        self._tasks: list[asyncio.Task[None]] = []
+        # Accounts known to be linked; only positives are kept, so a seller linked a
+        # moment ago is never taken for a stranger. An unlinked one is caught when its
+        # event is processed (no active pipeline).
+        self._linked: dict[tuple[str, str], float] = {}
         # Sending is decoupled from writing: a broker that is slow or down must never
         # hold up the commits that the senders of notifications are waiting for.
         self._outbox: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="inbox-writer")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._run(), name=f"inbox-writer-{n}")
+                for n in range(self.writers)
+            ]
             self._dispatcher = asyncio.create_task(self._dispatch(), name="inbox-dispatcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        if self._tasks:
             # Let queued requests finish before closing; unsent jobs are the sweeper's.
             await self._queue.join()
-            for task in (self._task, self._dispatcher):
+            for task in [*self._tasks, self._dispatcher]:
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            self._task = self._dispatcher = None
+            self._tasks = []
+            self._dispatcher = None
 
     async def submit(self, item: InboxItem) -> InboxResult:
-        if self._task is None:
+        if not self._tasks:
             raise RuntimeError("inbox writer is not running")
         fut: asyncio.Future[InboxResult] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, fut))
         return await fut
 
     async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            batch = [first]
-            while len(batch) < self.max_batch:
+        conn: AsyncConnection | None = None
+        try:
+            while True:
+                first = await self._queue.get()
+                batch = [first]
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
                 try:
-                    batch.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            try:
-                await self._flush(batch)
-            except Exception as exc:  # the database is down: the senders get a 503, retry
-                log.error("inbox_write_failed", error=str(exc), batch=len(batch))
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+                    if conn is None:
+                        conn = await self._connect()
+                    await self._flush(conn, batch)
+                except Exception as exc:  # the database is down: the senders get a 503, retry
+                    log.error("inbox_write_failed", error=str(exc), batch=len(batch))
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                    conn = None
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
-    async def _flush(self, batch: Sequence[tuple[InboxItem, asyncio.Future[InboxResult]]]) -> None:
+    async def _connect(self) -> AsyncConnection:
+        """A connection of the writer's own, in autocommit: each INSERT commits itself,
+        so the common batch costs one round trip to the database."""
+        conn = await self.engine.connect()
+        return await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def _flush(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[tuple[InboxItem, asyncio.Future[InboxResult]]],
+    ) -> None:
         BATCH.observe(len(batch))
-        for attempt in range(3):
-            try:
-                results, to_enqueue = await self._write([item for item, _ in batch])
-                break
-            except IntegrityError:
-                # Another replica inserted one of these keys between our read and write:
-                # read again, they are duplicates now.
-                if attempt == 2:
-                    raise
+        results, to_enqueue = await self._write(conn, [item for item, _ in batch])
         for (item, fut), result in zip(batch, results, strict=True):
             EVENTS.labels(item.connector, "duplicate" if result.duplicate else result.status).inc()
             if not fut.done():
@@ -135,115 +169,111 @@ class InboxWriter:
         for pending in to_enqueue:
             self._outbox.put_nowait(pending)
 
+    def _insert_ignoring_duplicates(self, conn: AsyncConnection) -> Insert:
+        if conn.dialect.name == "sqlite":
+            return sqlite_insert(EVENTS_T).on_conflict_do_nothing()
+        # MariaDB: IGNORE skips rows whose key exists (waiting for a concurrent insert of the
+        # same key to commit first); RETURNING gives back only the rows inserted.
+        return insert(EVENTS_T).prefix_with("IGNORE")
+
+    async def _linked_accounts(
+        self, conn: AsyncConnection, items: list[InboxItem]
+    ) -> set[tuple[str, str]]:
+        clock = time.monotonic()
+        accounts = {(i.connector, i.account_id) for i in items if i.account_id}
+        linked = {a for a in accounts if self._linked.get(a, 0.0) > clock}
+        unknown = accounts - linked
+        if unknown:
+            conds = [
+                and_(CONNECTIONS_T.c.connector == c, CONNECTIONS_T.c.external_account_id.in_(ids))
+                for c, ids in _group(unknown).items()
+            ]
+            rows = await conn.execute(
+                select(CONNECTIONS_T.c.connector, CONNECTIONS_T.c.external_account_id).where(
+                    or_(*conds), CONNECTIONS_T.c.status != ConnectionStatus.disconnected
+                )
+            )
+            for r in rows:
+                key = (r.connector, r.external_account_id)
+                linked.add(key)
+                self._linked[key] = clock + LINKED_TTL_SECONDS
+        return linked
+
     async def _write(
-        self, items: list[InboxItem]
+        self, conn: AsyncConnection, items: list[InboxItem]
     ) -> tuple[list[InboxResult], list[tuple[int, str | None]]]:
         now = utcnow()
-        async with self.sessionmaker() as session:
-            keyset = {(i.connector, i.dedupe_key) for i in items}
-            existing: dict[tuple[str, str], tuple[int, str]] = {}
-            conds = [
-                and_(WebhookEvent.connector == c, WebhookEvent.dedupe_key.in_(ks))
-                for c, ks in _group(keyset).items()
-            ]
-            rows = await session.execute(
-                select(
-                    WebhookEvent.id,
-                    WebhookEvent.connector,
-                    WebhookEvent.dedupe_key,
-                    WebhookEvent.status,
-                ).where(or_(*conds))
-            )
-            for row in rows:
-                existing[(row.connector, row.dedupe_key)] = (row.id, row.status)
-
-            accounts = {(i.connector, i.account_id) for i in items if i.account_id}
-            linked: set[tuple[str, str]] = set()
-            if accounts:
-                conds = [
-                    and_(Connection.connector == c, Connection.external_account_id.in_(ids))
-                    for c, ids in _group(accounts).items()
-                ]
-                rows = await session.execute(
-                    select(Connection.connector, Connection.external_account_id).where(
-                        or_(*conds), Connection.status != ConnectionStatus.disconnected
-                    )
-                )
-                linked = {(r.connector, r.external_account_id) for r in rows}
-
-            new_rows: list[dict[str, Any]] = []
-            first_index: dict[tuple[str, str], int] = {}
-            dup_counts: dict[int, int] = {}
-            for idx, item in enumerate(items):
-                key = (item.connector, item.dedupe_key)
-                if key in existing:
-                    dup_counts[existing[key][0]] = dup_counts.get(existing[key][0], 0) + 1
-                    continue
-                if key in first_index:
-                    continue
-                first_index[key] = idx
-                reason = item.ignore_reason
-                if reason is None and (item.connector, item.account_id) not in linked:
-                    reason = "unknown_account"
-                new_rows.append(
-                    {
-                        "connector": item.connector,
-                        "dedupe_key": item.dedupe_key,
-                        "topic": item.topic[:64],
-                        "resource": item.resource[:255],
-                        "order_id": item.order_id,
-                        "external_account_id": item.account_id[:64],
-                        "status": EventStatus.ignored if reason else EventStatus.received,
-                        "ignore_reason": reason,
-                        "payload": item.payload,
-                        "duplicate_count": 0,
-                        "correlation_id": item.correlation_id,
-                        "received_at": now,
-                    }
-                )
-            created: dict[tuple[str, str], tuple[int, str]] = {}
-            if new_rows:
-                result = await session.execute(
-                    insert(WebhookEvent).returning(
-                        WebhookEvent.id,
-                        WebhookEvent.connector,
-                        WebhookEvent.dedupe_key,
-                        WebhookEvent.status,
-                    ),
-                    new_rows,
-                )
-                for row in result:
-                    created[(row.connector, row.dedupe_key)] = (row.id, row.status)
-            # Duplicates inside this batch count against the row just created.
-            for idx, item in enumerate(items):
-                key = (item.connector, item.dedupe_key)
-                if key in created and first_index.get(key) != idx:
-                    event_id = created[key][0]
-                    dup_counts[event_id] = dup_counts.get(event_id, 0) + 1
-            if dup_counts:
-                table = WebhookEvent.__table__
-                assert isinstance(table, Table)
-                await session.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("b_id"))
-                    .values(duplicate_count=table.c.duplicate_count + bindparam("b_n")),
-                    [{"b_id": k, "b_n": v} for k, v in dup_counts.items()],
-                )
-            await session.commit()
-
-        results = []
-        to_enqueue = []
+        linked = await self._linked_accounts(conn, items)
+        new_rows: list[dict[str, Any]] = []
+        first_index: dict[tuple[str, str], int] = {}
         for idx, item in enumerate(items):
             key = (item.connector, item.dedupe_key)
-            if key in created:
+            if key in first_index:
+                continue
+            first_index[key] = idx
+            reason = item.ignore_reason
+            if reason is None and (item.connector, item.account_id) not in linked:
+                reason = "unknown_account"
+            new_rows.append(
+                {
+                    "connector": item.connector,
+                    "dedupe_key": item.dedupe_key,
+                    "topic": item.topic[:64],
+                    "resource": item.resource[:255],
+                    "order_id": item.order_id,
+                    "external_account_id": item.account_id[:64],
+                    "status": EventStatus.ignored if reason else EventStatus.received,
+                    "ignore_reason": reason,
+                    "payload": item.payload,
+                    "duplicate_count": 0,
+                    "correlation_id": item.correlation_id,
+                    "received_at": now,
+                }
+            )
+        result = await conn.execute(
+            self._insert_ignoring_duplicates(conn).returning(
+                EVENTS_T.c.id, EVENTS_T.c.connector, EVENTS_T.c.dedupe_key, EVENTS_T.c.status
+            ),
+            new_rows,
+        )
+        created = {(r.connector, r.dedupe_key): (r.id, r.status) for r in result}
+        # Keys not inserted were there already (retries, duplicates): count them, no job.
+        existing: dict[tuple[str, str], tuple[int, str]] = {}
+        missing = {k for k in first_index if k not in created}
+        if missing:
+            conds = [
+                and_(EVENTS_T.c.connector == c, EVENTS_T.c.dedupe_key.in_(ks))
+                for c, ks in _group(missing).items()
+            ]
+            rows = await conn.execute(
+                select(
+                    EVENTS_T.c.id, EVENTS_T.c.connector, EVENTS_T.c.dedupe_key, EVENTS_T.c.status
+                ).where(or_(*conds))
+            )
+            existing = {(r.connector, r.dedupe_key): (r.id, r.status) for r in rows}
+        results: list[InboxResult] = []
+        to_enqueue: list[tuple[int, str | None]] = []
+        dup_counts: dict[int, int] = {}
+        for idx, item in enumerate(items):
+            key = (item.connector, item.dedupe_key)
+            if key in created and first_index[key] == idx:
                 event_id, status = created[key]
-                duplicate = first_index.get(key) != idx
-                if not duplicate and status == EventStatus.received:
+                if status == EventStatus.received:
                     to_enqueue.append((event_id, item.correlation_id))
-            else:
-                event_id, status = existing[key]
-                duplicate = True
-            results.append(InboxResult(event_id=event_id, duplicate=duplicate, status=status))
+                results.append(InboxResult(event_id, duplicate=False, status=status))
+                continue
+            found = created.get(key) or existing.get(key)
+            if found is None:
+                raise RuntimeError(f"inbox row for {key} neither inserted nor found")
+            dup_counts[found[0]] = dup_counts.get(found[0], 0) + 1
+            results.append(InboxResult(found[0], duplicate=True, status=found[1]))
+        if dup_counts:
+            await conn.execute(
+                update(EVENTS_T)
+                .where(EVENTS_T.c.id == bindparam("b_id"))
+                .values(duplicate_count=EVENTS_T.c.duplicate_count + bindparam("b_n")),
+                [{"b_id": k, "b_n": v} for k, v in dup_counts.items()],
+            )
         return results, to_enqueue
 
     async def _dispatch(self) -> None:
@@ -260,20 +290,27 @@ class InboxWriter:
                 log.warning("inbox_dispatch_failed", error=str(exc), events=len(events))
 
     async def _enqueue(self, events: list[tuple[int, str | None]]) -> None:
+        # One message per group of events: publishing costs far more than the ids it carries.
         sent = await jobs.send_now(
-            [jobs.Job(PROCESS_EVENT, (event_id,), cid) for event_id, cid in events]
+            [
+                jobs.Job(
+                    PROCESS_EVENT,
+                    tuple(event_id for event_id, _ in events[i : i + EVENTS_PER_JOB]),
+                    events[i][1],
+                )
+                for i in range(0, len(events), EVENTS_PER_JOB)
+            ]
         )
         if not sent:
             return
         ids = [event_id for event_id, _ in events]
         try:
-            async with self.sessionmaker() as session:
-                await session.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id.in_(ids), WebhookEvent.status == EventStatus.received)
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(EVENTS_T)
+                    .where(EVENTS_T.c.id.in_(ids), EVENTS_T.c.status == EventStatus.received)
                     .values(status=EventStatus.queued, enqueued_at=utcnow())
                 )
-                await session.commit()
         except Exception as exc:  # only bookkeeping: the sweeper tolerates a re-send
             log.warning("inbox_mark_queued_failed", error=str(exc))
 
