@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
     app.include_router(health_router)
     for router in _domain_routers():
         app.include_router(router)
+    from conexapi.ops.openapi import document_errors
+
+    document_errors(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
@@ -59,12 +62,23 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
 
 def _domain_routers() -> list[APIRouter]:
     """Routers of the domain packages; each one adds itself here."""
+    from conexapi.auth.endpoints import router as auth_router
     from conexapi.connections.endpoints import router as connections_router
-    from conexapi.pipelines.endpoints import router as pipelines_router
-    from conexapi.sync.endpoints import router as sync_router
+    from conexapi.ops.accounts import router as accounts_router
+    from conexapi.ops.events import router as events_router
+    from conexapi.ops.orders import router as orders_router
+    from conexapi.ops.pipelines import router as pipelines_router
     from conexapi.webhooks.endpoints import router as webhooks_router
 
-    return [webhooks_router, connections_router, pipelines_router, sync_router]
+    return [
+        webhooks_router,
+        connections_router,
+        auth_router,
+        accounts_router,
+        pipelines_router,
+        orders_router,
+        events_router,
+    ]
 
 
 def create_app_from_env() -> FastAPI:

@@ -78,6 +78,43 @@ def migrate(
     typer.echo(f"database at {revision}")
 
 
+@cli.command("create-user")
+def create_user(
+    email: str = typer.Option(..., help="The user's email (their login)."),
+    role: str = typer.Option("admin", help="admin, operator or viewer."),
+    merchant: list[int] = typer.Option(
+        [], "--merchant", help="A merchant id the user may see (repeat; not for admins)."
+    ),
+    password_env: str = typer.Option(
+        "CONEXAPI_NEW_USER_PASSWORD", help="Environment variable holding the password."
+    ),
+) -> None:
+    """Create a user (the first admin, for one). The password comes from the environment
+    variable named by --password-env, or is asked for without echo."""
+    import asyncio
+    import os
+
+    from conexapi.auth.bootstrap import create_user_command
+    from conexapi.kit.errors import AppError
+    from conexapi.models import Role
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise typer.BadParameter("admin, operator or viewer", param_hint="--role") from None
+    password = os.environ.get(password_env) or typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        user_id = asyncio.run(
+            create_user_command(get_settings(), email, chosen, merchant, password)
+        )
+    except AppError as exc:
+        typer.echo(f"create-user: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"user {user_id} created ({email}, {chosen.value})")
+
+
 @cli.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt every stored secret with the newest key of CONEXAPI_ENCRYPTION_KEYS.

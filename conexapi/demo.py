@@ -85,7 +85,7 @@ async def link_accounts(
     siigo_mode: str = "production",
 ) -> tuple[int, int, dict[str, Any]]:
     """Both connections through the product's own endpoints (OAuth consent; credentials)."""
-    headers = {"X-Merchant-Id": str(merchant_id), "X-User-Id": "demo"}
+    headers = {"X-Merchant-Id": str(merchant_id)}
     resp = await api.post("/api/v1/connections/mercadolibre/authorize", headers=headers, json={})
     resp.raise_for_status()
     auth_url = resp.json()["authorization_url"]
@@ -243,18 +243,27 @@ async def notify_all(ml: httpx.AsyncClient, order_ids: list[str]) -> None:
 
 async def orders_by_state(api: httpx.AsyncClient, pipeline_id: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    cursor = 0
+    params: dict[str, Any] = {"pipeline_id": pipeline_id, "sort": "id", "limit": 500}
     while True:
-        page = (
-            await api.get(
-                "/api/v1/orders",
-                params={"pipeline_id": pipeline_id, "cursor": cursor, "limit": 500},
-            )
-        ).json()
+        response = await api.get("/api/v1/orders", params=params)
+        response.raise_for_status()
+        page = response.json()
         out += page["items"]
         if not page["next_cursor"]:
             return out
-        cursor = page["next_cursor"]
+        params["cursor"] = page["next_cursor"]
+
+
+async def demo_api_key(settings: Any) -> str:
+    """An admin API key for the demo's own calls, made in the database (never printed)."""
+    from conexapi.auth.service import bootstrap_api_key
+    from conexapi.db import create_engine, create_sessionmaker
+
+    engine = create_engine(settings, pool=False)
+    try:
+        return await bootstrap_api_key(create_sessionmaker(engine), "demo")
+    finally:
+        await engine.dispose()
 
 
 async def wait_settled(
@@ -319,6 +328,7 @@ async def _main(
         start_embedded_worker, celery_app, settings=settings, beat=True
     )
     api_url = f"http://127.0.0.1:{api_port}"
+    api_key = await demo_api_key(settings)
     apps = [
         ("mercadolibre", specs["mercadolibre"].sandbox_app(), "127.0.0.1", ml_port),
         ("siigo", specs["siigo"].sandbox_app(), "127.0.0.1", siigo_port),
@@ -327,7 +337,9 @@ async def _main(
     try:
         async with (
             serving(apps) as served,
-            httpx.AsyncClient(base_url=api_url, timeout=30) as api,
+            httpx.AsyncClient(
+                base_url=api_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"}
+            ) as api,
             httpx.AsyncClient(base_url=served[0].url, timeout=30) as ml,
             httpx.AsyncClient(base_url=served[1].url, timeout=30) as siigo,
         ):
@@ -375,6 +387,11 @@ async def _main(
                 return 0 if len(invoices) == len(invoiced) else 1
             console.rule("serving — Ctrl-C to stop")
             console.print(f"  API docs      {api_url}/docs")
+            console.print(
+                "  log in        create a user first (another terminal):\n"
+                f"                CONEXAPI_DATABASE_URL=sqlite+aiosqlite:///./{DEMO_DB} "
+                "conexapi create-user --email you@example.co --role admin"
+            )
             console.print(f"  orders        {api_url}/api/v1/orders")
             console.print(f"  runs          {api_url}/api/v1/runs")
             console.print(f"  readiness     {api_url}/readyz")

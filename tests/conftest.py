@@ -265,4 +265,7 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            from tests.auth.support import register
+
+            register(client, app)  # tests.auth.support.admin_headers(client) finds the app
             yield client

@@ -18,7 +18,6 @@ from conexapi.connections.schemas import (
     AuthorizeIn,
     AuthorizeOut,
     ConnectionOut,
-    ConnectionPage,
     CredentialsIn,
 )
 from conexapi.connections.scope import MerchantScope
@@ -217,40 +216,4 @@ async def link_credentials(
     return ConnectionOut.of(conn)
 
 
-# --- connections ----------------------------------------------------------------------------
-
-
-@router.get(
-    "/api/v1/connections", response_model=ConnectionPage, summary="The merchant's connections"
-)
-async def list_connections(
-    scope: MerchantScope,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> ConnectionPage:
-    items, total = await service.list_connections(
-        session, scope.merchant_id, limit=limit, offset=offset
-    )
-    return ConnectionPage(
-        items=[ConnectionOut.of(c) for c in items], total=total, limit=limit, offset=offset
-    )
-
-
-@router.get("/api/v1/connections/{connection_id:int}", response_model=ConnectionOut)
-async def get_connection(
-    connection_id: int, scope: MerchantScope, session: SessionDep
-) -> ConnectionOut:
-    return ConnectionOut.of(await service.get_connection(session, scope.merchant_id, connection_id))
-
-
-@router.delete(
-    "/api/v1/connections/{connection_id:int}",
-    response_model=ConnectionOut,
-    summary="Unlink: delete the tokens and stop the pipelines; history stays",
-)
-async def disconnect(
-    connection_id: int, scope: MerchantScope, session: SessionDep
-) -> ConnectionOut:
-    conn = await service.disconnect(session, scope.merchant_id, connection_id)
-    return ConnectionOut.of(conn)
+# Listing, inspecting, pausing, resuming and unlinking connections: conexapi/ops/accounts.py.

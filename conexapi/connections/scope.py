@@ -1,40 +1,88 @@
-"""Who is asking: the merchant (and user) a request acts for.
+"""Who is asking: the merchant (and caller) a request acts for.
 
-PLACEHOLDER until the ops API has users and API keys (issue #6): the merchant comes from
-the ``X-Merchant-Id`` header and the user from ``X-User-Id``, trusted as sent. Every
-endpoint of this package depends on :data:`MerchantScope` only, so replacing
-:func:`merchant_scope` with the real authentication is a change in this file alone.
-It reads no database row, so an endpoint can call upstream before opening a transaction.
+:data:`MerchantScope` authenticates the caller (access token or API key, see
+``conexapi/auth/deps.py``) and picks the merchant the request acts for: the one named by
+the ``X-Merchant-Id`` header, or the caller's only merchant when it has one. A merchant
+the caller may not see is answered like one that does not exist (404). Reads need any
+role; other methods need an operator or an admin, and are written to the audit log with
+the request's own transaction (kept only if the change is).
+
+The checks run in a short transaction of their own, so an endpoint can still call
+upstream before its own transaction opens.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
+from fastapi.routing import APIRoute
 
-from conexapi.kit.errors import Unauthorized
+from conexapi.auth.deps import CurrentPrincipal
+from conexapi.auth.principal import Principal
+from conexapi.deps import ResourcesDep, SessionDep
+from conexapi.kit.errors import Forbidden, NotFound, ValidationFailed
+from conexapi.models import Merchant, Role
+from conexapi.ops.audit import Origin, record
 
-_USER_ID = re.compile(r"^[A-Za-z0-9._@:-]{1,64}$")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
 class Scope:
     merchant_id: int
+    #: ``user:12`` or ``api_key:3``
     user_id: str | None = None
+    principal: Principal | None = None
 
 
-def merchant_scope(
-    x_merchant_id: Annotated[str | None, Header()] = None,
-    x_user_id: Annotated[str | None, Header()] = None,
+async def merchant_scope(
+    request: Request,
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    session: SessionDep,
+    x_merchant_id: Annotated[
+        int | None,
+        Header(
+            ge=1,
+            le=MAX_ID,
+            description="The merchant the request acts for; optional when the caller has "
+            "exactly one.",
+        ),
+    ] = None,
 ) -> Scope:
-    if not x_merchant_id or not x_merchant_id.isdigit() or len(x_merchant_id) > 18:
-        raise Unauthorized("Send the merchant id in the X-Merchant-Id header.")
-    if x_user_id is not None and not _USER_ID.match(x_user_id):
-        raise Unauthorized("X-User-Id is not a valid user id.")
-    return Scope(int(x_merchant_id), x_user_id)
+    writes = request.method not in SAFE_METHODS
+    if writes and not principal.at_least(Role.operator):
+        raise Forbidden("This needs the operator role or higher.", code="forbidden")
+    merchant_id = x_merchant_id
+    if merchant_id is None:
+        if principal.merchant_ids is None or len(principal.merchant_ids) != 1:
+            raise ValidationFailed(
+                "Name the merchant in the X-Merchant-Id header.",
+                code="merchant_required",
+                details={"header": "X-Merchant-Id"},
+            )
+        (merchant_id,) = principal.merchant_ids
+    if not principal.sees(merchant_id):
+        raise NotFound(f"merchant {merchant_id} not found.")
+    async with resources.sessionmaker() as check:
+        if await check.get(Merchant, merchant_id) is None:
+            raise NotFound(f"merchant {merchant_id} not found.")
+    if writes:
+        route = request.scope.get("route")
+        record(
+            session,
+            principal,
+            Origin.of(request),
+            f"{route.name if isinstance(route, APIRoute) else 'request'}",
+            "request",
+            request.url.path[:64],
+            merchant_id=merchant_id,
+            details={"method": request.method, "path_params": dict(request.path_params)},
+        )
+    return Scope(merchant_id, principal.ref, principal)
 
 
 MerchantScope = Annotated[Scope, Depends(merchant_scope)]

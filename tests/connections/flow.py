@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conexapi.models import Connection
+from tests.auth.support import admin_headers, scoped_headers
 from tests.connections.sandboxes import admin
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -23,9 +24,12 @@ RETURN_TO = f"{RETURN_ORIGIN}/settings/connections?tab=ml"
 
 
 async def new_merchant(client: httpx.AsyncClient, slug: str) -> dict[str, str]:
-    response = await client.post("/api/v1/merchants", json={"name": slug, "slug": slug})
+    """A merchant (made by an admin) and headers of an operator key that sees only it."""
+    response = await client.post(
+        "/api/v1/merchants", json={"name": slug, "slug": slug}, headers=await admin_headers(client)
+    )
     assert response.status_code == 201, response.text
-    return {"X-Merchant-Id": str(response.json()["id"]), "X-User-Id": "ops-user-1"}
+    return await scoped_headers(client, response.json()["id"])
 
 
 async def start(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> str:

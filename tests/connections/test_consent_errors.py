@@ -12,6 +12,7 @@ from conexapi.db import unit_of_work
 from conexapi.kit.crypto import KeyRing
 from conexapi.models import OAuthState
 from conexapi.models.base import utcnow
+from tests.auth.support import admin_headers
 from tests.connections.flow import (
     RETURN_ORIGIN,
     RETURN_TO,
@@ -197,12 +198,19 @@ async def test_requests_without_a_merchant_are_refused(app_client: httpx.AsyncCl
     response = await app_client.post("/api/v1/connections/mercadolibre/authorize", json={})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+    admin = await admin_headers(app_client)
     unknown = await app_client.post(
-        "/api/v1/connections/mercadolibre/authorize", json={}, headers={"X-Merchant-Id": "999"}
+        "/api/v1/connections/mercadolibre/authorize",
+        json={},
+        headers={**admin, "X-Merchant-Id": "999"},
     )
-    assert unknown.status_code == 403
-    assert unknown.json()["error"]["code"] == "unknown_merchant"
-    nope = await app_client.post(
-        "/api/v1/connections/nosuch/authorize", json={}, headers={"X-Merchant-Id": "1"}
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
+    unnamed = await app_client.post(
+        "/api/v1/connections/mercadolibre/authorize", json={}, headers=admin
     )
+    assert unnamed.status_code == 422
+    assert unnamed.json()["error"]["code"] == "merchant_required"
+    headers = await new_merchant(app_client, "connector-check")
+    nope = await app_client.post("/api/v1/connections/nosuch/authorize", json={}, headers=headers)
     assert nope.status_code == 404 and nope.json()["error"]["code"] == "unknown_connector"

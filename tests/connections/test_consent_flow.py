@@ -48,17 +48,18 @@ async def test_full_consent_flow_links_refreshes_and_relinks(
     connection_id = int(result["connection_id"])
 
     listed = (await app_client.get("/api/v1/connections", headers=headers)).json()
-    assert listed["total"] == 1
+    assert len(listed["items"]) == 1 and listed["next_cursor"] is None
     item = listed["items"][0]
     assert item["id"] == connection_id and item["status"] == "active"
     assert item["external_account_id"] == str(seller) and item["display_name"] == "TIENDA_CO"
     assert not item["needs_reauth"]
     assert "credentials" not in item
 
+    me = (await app_client.get("/api/v1/auth/me", headers=headers)).json()
     async with app_db() as session:
         state = await session.scalar(select(OAuthState))
         assert state is not None and state.consumed_at is not None
-        assert state.outcome == "linked" and state.user_id == "ops-user-1"
+        assert state.outcome == "linked" and state.user_id == f"api_key:{me['id']}"
 
     # The stored token works, and an expired one is refreshed with the stored refresh token.
     async with httpx.AsyncClient() as http:
@@ -109,7 +110,7 @@ async def test_a_seller_linked_to_another_merchant_is_refused_and_the_owner_keep
         "error": "account_linked_to_another_merchant",
     }
     mine = (await app_client.get("/api/v1/connections", headers=intruder)).json()
-    assert mine["total"] == 0
+    assert mine["items"] == []
     assert await count_connections(app_db) == 1
 
     # The sandbox, like Mercado Libre, honours only the newest refresh token of a seller:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from conexapi.demo import APP_ID, SELLER_ID, DemoSetup, orders_by_state, seed
+from conexapi.demo import APP_ID, SELLER_ID, DemoSetup, demo_api_key, orders_by_state, seed
 from conexapi.kit.resources import Resources, open_resources
 from conexapi.migrate import upgrade
 from conexapi.serving import free_port
@@ -284,7 +284,11 @@ async def running_stack(
     res = await open_resources(settings)
     try:
         async with (
-            httpx.AsyncClient(base_url=api_srv.url, timeout=60) as api,
+            httpx.AsyncClient(
+                base_url=api_srv.url,
+                timeout=60,
+                headers={"Authorization": f"Bearer {await demo_api_key(settings)}"},
+            ) as api,
             httpx.AsyncClient(base_url=ml_srv.url, timeout=60) as ml,
             httpx.AsyncClient(base_url=siigo_srv.url, timeout=60) as siigo,
         ):

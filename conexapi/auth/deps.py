@@ -1,0 +1,82 @@
+"""Request dependencies: the caller (:data:`CurrentPrincipal`) and what it may do.
+
+Credentials: ``Authorization: Bearer <access token or API key>`` or ``X-API-Key: <key>``.
+The check runs in a short transaction of its own, so an endpoint that calls upstream
+before touching the database does not hold a database lock meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from conexapi.auth.principal import Principal
+from conexapi.auth.ratelimit import AuthRateLimiter, client_address
+from conexapi.auth.service import AuthenticationFailed, authenticate
+from conexapi.db import unit_of_work
+from conexapi.deps import ResourcesDep
+from conexapi.kit.errors import Forbidden, Unauthorized
+from conexapi.models import Role
+
+TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 (a path, not a secret)
+
+bearer_scheme = OAuth2PasswordBearer(
+    tokenUrl=TOKEN_URL,
+    auto_error=False,
+    scheme_name="OAuth2Password",
+    description="A user's access token (log in at the token URL), or an API key.",
+)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="ApiKey", description="An API key."
+)
+
+
+async def get_principal(
+    request: Request,
+    resources: ResourcesDep,
+    bearer: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Principal:
+    credential = (api_key or bearer or "").strip()
+    if not credential:
+        raise Unauthorized(
+            "Send an access token or an API key: Authorization: Bearer <token>.",
+            code="unauthorized",
+        )
+    settings = resources.settings
+    limiter = AuthRateLimiter.for_resources(resources)
+    address = client_address(request)
+    await limiter.exceeded(settings.auth_failure_rate_limit, "auth-failures", address)
+    try:
+        async with unit_of_work(resources.sessionmaker) as session:
+            principal = await authenticate(session, settings, credential)
+    except AuthenticationFailed:
+        await limiter.hit(settings.auth_failure_rate_limit, "auth-failures", address)
+        raise Unauthorized(
+            "The access token or API key is not valid (expired, revoked or malformed).",
+            code="invalid_credentials",
+        ) from None
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.at_least(role):
+            raise Forbidden(f"This needs the {role.value} role or higher.", code="forbidden")
+        return principal
+
+    return check
+
+
+#: Any authenticated caller (reads).
+Viewer = Annotated[Principal, Depends(require(Role.viewer))]
+#: Operators and admins (retry, pause, edit).
+Operator = Annotated[Principal, Depends(require(Role.operator))]
+#: Admins only (users, API keys, merchants).
+Admin = Annotated[Principal, Depends(require(Role.admin))]

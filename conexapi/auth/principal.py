@@ -1,0 +1,40 @@
+"""The caller of a request, whatever credential it used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conexapi.models import Role
+
+_RANK = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    #: "user" or "api_key"
+    kind: str
+    id: int
+    #: email or key prefix: what the audit log shows
+    label: str
+    role: Role
+    #: the merchants it may see; None for an admin (every merchant)
+    merchant_ids: frozenset[int] | None
+    #: the login an access token belongs to (users only)
+    session_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+    @property
+    def ref(self) -> str:
+        """Stable name of the caller: ``user:12``, ``api_key:3``."""
+        return f"{self.kind}:{self.id}"
+
+    def at_least(self, role: Role) -> bool:
+        return _RANK[self.role] >= _RANK[role]
+
+    def sees(self, merchant_id: int | None) -> bool:
+        if self.merchant_ids is None:
+            return True
+        return merchant_id is not None and merchant_id in self.merchant_ids
