@@ -25,7 +25,7 @@ from connectors.models import Notification
 ORDER_TOPIC = "orders_v2"
 ORDER_RESOURCE = re.compile(r"^/orders/([0-9]+)$", re.ASCII)
 #: Topics the product recognises but does not act on, with their resource shapes. A topic
-#: outside this table and ``orders_v2`` is rejected: only subscribed topics should arrive.
+#: outside this table and ``orders_v2`` is accepted and ignored if its resource is a path.
 OTHER_TOPICS: dict[str, re.Pattern[str]] = {
     "orders": re.compile(r"^/orders/[0-9]+$", re.ASCII),
     "created_orders": re.compile(r"^/orders/[0-9]+$", re.ASCII),
@@ -48,6 +48,9 @@ OTHER_TOPICS: dict[str, re.Pattern[str]] = {
     "public_candidates": re.compile(r"^/[\w/-]+$", re.ASCII),
     "vis_leads": re.compile(r"^/?[\w/-]+$", re.ASCII),
 }
+#: What an unknown topic's resource must look like (a path, or a bare hash as ``messages``).
+OTHER_RESOURCE = re.compile(r"^/?[\w$./-]{1,250}$", re.ASCII)
+_TOPIC = re.compile(r"^[\w .-]{1,64}$", re.ASCII)
 LEGACY_ORDER_TOPICS = frozenset({"orders", "created_orders"})
 #: The inbox column holding the key is 190 characters (utf8mb4 index limit).
 MAX_DEDUPE_KEY = 190
@@ -182,7 +185,14 @@ def parse_notification(request: InboundRequest, policy: NotificationPolicy) -> N
             else f"topic {topic!r} is not one the product acts on"
         )
     else:
-        raise _invalid(f"unknown topic {topic!r}", "topic")
+        # A topic we do not know (a new one, or one subscribed by mistake) is still a
+        # notification from our application: answering anything but 200 makes Mercado
+        # Libre retry it for an hour and, in the end, disable the topic.
+        if not _TOPIC.fullmatch(topic):
+            raise _invalid("topic is not a topic name", "topic")
+        if not OTHER_RESOURCE.fullmatch(resource):
+            raise _invalid("resource is not a path", "resource")
+        ignore_reason = f"topic {topic!r} is not one the product acts on"
 
     return Notification(
         connector=CONNECTOR,

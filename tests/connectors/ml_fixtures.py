@@ -166,7 +166,7 @@ class MLEnv:
             with_body(resource="/orders/not-a-number"),
             with_body(resource="/orders/123/../../users/me"),
             with_body(user_id="12abc"),
-            with_body(topic="no_such_topic"),
+            with_body(topic="no such topic!"),
             replace(valid, query={"token": "wrong"}),
             replace(valid, query={}),
         ]

@@ -117,6 +117,14 @@ def test_other_known_topics_are_valid_but_ignored(topic: str, resource: str) -> 
     assert n.order_id is None
 
 
+def test_unknown_topic_is_valid_but_ignored() -> None:
+    note = connector().parse_notification(
+        inbound({**ORDER_BODY, "topic": "made_up_topic", "resource": "/made_up/1"})
+    )
+    assert note.order_id is None
+    assert note.ignore_reason is not None and "made_up_topic" in note.ignore_reason
+
+
 def test_known_topic_with_wrong_resource_is_invalid() -> None:
     with pytest.raises(InvalidNotification):
         connector().parse_notification(
@@ -130,7 +138,7 @@ def test_known_topic_with_wrong_resource_is_invalid() -> None:
         b"not json",
         b"[1, 2]",
         b"\xff\xfe",
-        {**ORDER_BODY, "topic": "made_up_topic"},
+        {**ORDER_BODY, "topic": "made_up_topic", "resource": "not a path"},
         {k: v for k, v in ORDER_BODY.items() if k != "topic"},
         {k: v for k, v in ORDER_BODY.items() if k != "application_id"},
         {k: v for k, v in ORDER_BODY.items() if k != "user_id"},
