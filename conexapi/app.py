@@ -68,6 +68,7 @@ def _domain_routers() -> list[APIRouter]:
     from conexapi.ops.events import router as events_router
     from conexapi.ops.orders import router as orders_router
     from conexapi.ops.pipelines import router as pipelines_router
+    from conexapi.reconcile.endpoints import router as reconcile_router
     from conexapi.webhooks.endpoints import router as webhooks_router
 
     return [
@@ -78,6 +79,7 @@ def _domain_routers() -> list[APIRouter]:
         pipelines_router,
         orders_router,
         events_router,
+        reconcile_router,
     ]
 
 

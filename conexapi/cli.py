@@ -142,6 +142,32 @@ def rotate_keys() -> None:
 
 
 @cli.command()
+def backfill(
+    pipeline: int = typer.Option(..., "--pipeline", help="Pipeline id."),
+    since: str = typer.Option(
+        ..., help="Start: YYYY-MM-DD (a Colombian day) or an ISO date-time with offset."
+    ),
+    until: str | None = typer.Option(
+        None, help="End (exclusive; a YYYY-MM-DD includes that day). Default: now."
+    ),
+) -> None:
+    """Reconcile a past range: sync every order updated in it that the product lacks or
+    has older. A range already synced requests nothing; the cursor is left alone."""
+    import asyncio
+
+    from conexapi.reconcile.backfill import BackfillError, parse_moment, run_backfill_command
+
+    try:
+        start = parse_moment(since)
+        end = parse_moment(until, end=True) if until else None
+        code = asyncio.run(run_backfill_command(get_settings(), pipeline, start, end))
+    except BackfillError as exc:
+        typer.echo(f"backfill: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+@cli.command()
 def sandbox(
     host: str | None = typer.Option(None, help="Bind address (default CONEXAPI_SANDBOX_HOST)."),
 ) -> None:

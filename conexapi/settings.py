@@ -90,6 +90,27 @@ class Settings(BaseSettings):
     #: a timeout is safe to retry (idempotency key), so a shorter one only costs a retry.
     http_timeout_seconds: float = 60.0
 
+    #: How often beat reconciles each pipeline against the marketplace's order search.
+    reconcile_interval_seconds: float = 300.0
+    #: Each reconcile window starts this far before the cursor, so an order the search
+    #: showed late is still read.
+    reconcile_lookback_seconds: float = 900.0
+    #: A window ends this long before now: the marketplace's search trails its updates.
+    reconcile_lag_seconds: float = 60.0
+    #: Longest window read in one go; a cursor far behind catches up window by window.
+    reconcile_max_window_seconds: float = 86400.0
+    #: How often beat rebuilds the reports of yesterday and today (Colombia).
+    report_interval_seconds: float = 3600.0
+    #: An invoice dated up to this many days after a sale counts for it in the report.
+    report_invoice_slack_days: int = 3
+    #: How often beat refreshes marketplace tokens nearing expiry.
+    token_refresh_interval_seconds: float = 300.0
+    #: How often beat prunes old inbox payloads.
+    prune_interval_seconds: float = 3600.0
+    #: Inbox payloads (they hold buyer data) are erased once their event is this old and
+    #: processed; the event row stays.
+    inbox_payload_retention_days: int = 30
+
     #: Mercado Libre API and consent (OAuth) base URLs; point them at the sandbox to try.
     mercadolibre_api_url: str = "https://api.mercadolibre.com"
     mercadolibre_auth_url: str = "https://auth.mercadolibre.com.co"

@@ -25,6 +25,26 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.sweeper_interval_seconds,
             "options": {"expires": settings.sweeper_interval_seconds},
         },
+        "reconcile": {
+            "task": "conexapi.reconcile",
+            "schedule": settings.reconcile_interval_seconds,
+            "options": {"expires": settings.reconcile_interval_seconds},
+        },
+        "reconciliation-reports": {
+            "task": "conexapi.reconciliation_reports",
+            "schedule": settings.report_interval_seconds,
+            "options": {"expires": settings.report_interval_seconds},
+        },
+        "token-refresh": {
+            "task": "conexapi.refresh_tokens",
+            "schedule": settings.token_refresh_interval_seconds,
+            "options": {"expires": settings.token_refresh_interval_seconds},
+        },
+        "inbox-prune": {
+            "task": "conexapi.prune_inbox",
+            "schedule": settings.prune_interval_seconds,
+            "options": {"expires": settings.prune_interval_seconds},
+        },
     }
 
 
@@ -56,6 +76,8 @@ def create_celery(settings: Settings) -> Celery:
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
         beat_schedule_filename="celerybeat-schedule",
+        # Two beats started by mistake still send each tick once (see workers/beat.py).
+        beat_scheduler="workers.beat:SingleBeatScheduler",
     )
     return app
 

@@ -90,3 +90,74 @@ def sweep() -> None:
         await run_sweep(res)
 
     get_runtime().run(_run)
+
+
+# --- periodic jobs (beat) and what they fan out to -------------------------------------------
+
+
+@app.task(name="conexapi.reconcile", ignore_result=True)
+def reconcile() -> None:
+    """Beat: one ``reconcile_pipeline`` job per active pipeline."""
+    from conexapi.reconcile.service import reconcile_all
+    from conexapi.sync.context import SyncContext
+
+    async def _run(res: Resources) -> None:
+        await reconcile_all(SyncContext.of(res))
+
+    get_runtime().run(_run)
+
+
+@app.task(name="conexapi.reconcile_pipeline", ignore_result=True)
+def reconcile_pipeline(pipeline_id: int) -> str:
+    from conexapi.reconcile.service import reconcile_pipeline as run_it
+    from conexapi.sync.context import SyncContext
+
+    async def _run(res: Resources) -> str:
+        return (await run_it(SyncContext.of(res), pipeline_id)).status
+
+    return get_runtime().run(_run)
+
+
+@app.task(name="conexapi.reconciliation_reports", ignore_result=True)
+def reconciliation_reports() -> None:
+    """Beat: yesterday's and today's report of every pipeline, one job each."""
+    from conexapi.reconcile.report import report_all
+    from conexapi.sync.context import SyncContext
+
+    async def _run(res: Resources) -> None:
+        await report_all(SyncContext.of(res))
+
+    get_runtime().run(_run)
+
+
+@app.task(name="conexapi.build_report", ignore_result=True)
+def build_report(pipeline_id: int, day_ordinal: int) -> None:
+    from conexapi.reconcile.report import build_report_job
+    from conexapi.sync.context import SyncContext
+
+    async def _run(res: Resources) -> None:
+        await build_report_job(SyncContext.of(res), pipeline_id, day_ordinal)
+
+    get_runtime().run(_run)
+
+
+@app.task(name="conexapi.refresh_tokens", ignore_result=True)
+def refresh_tokens() -> None:
+    """Beat: refresh marketplace access tokens before they expire."""
+    from conexapi.connections.tokens import refresh_expiring_tokens
+
+    async def _run(res: Resources) -> None:
+        await refresh_expiring_tokens(res)
+
+    get_runtime().run(_run)
+
+
+@app.task(name="conexapi.prune_inbox", ignore_result=True)
+def prune_inbox() -> None:
+    """Beat: erase inbox payloads past their retention."""
+    from conexapi.reconcile.housekeeping import prune_inbox_payloads
+
+    async def _run(res: Resources) -> None:
+        await prune_inbox_payloads(res)
+
+    get_runtime().run(_run)

@@ -7,6 +7,12 @@ from conexapi.models.connection import Connection, ConnectionStatus
 from conexapi.models.merchant import Merchant
 from conexapi.models.oauth import OAuthState
 from conexapi.models.pipeline import Mapping, MappingKind, Pipeline, PipelineStatus
+from conexapi.models.reconcile import (
+    DifferenceKind,
+    ReconciliationLine,
+    ReconciliationReport,
+    SyncCursor,
+)
 from conexapi.models.sync import (
     ACTIVE_RUN_STATUSES,
     EventStatus,
@@ -26,6 +32,7 @@ __all__ = [
     "Base",
     "Connection",
     "ConnectionStatus",
+    "DifferenceKind",
     "EventStatus",
     "IdempotentRequest",
     "Mapping",
@@ -36,8 +43,11 @@ __all__ = [
     "OrderSync",
     "Pipeline",
     "PipelineStatus",
+    "ReconciliationLine",
+    "ReconciliationReport",
     "Role",
     "RunStatus",
+    "SyncCursor",
     "SyncRun",
     "User",
     "UserMerchant",

@@ -1,0 +1,1 @@
+"""Scheduled jobs that make the books right: reconcile, reports, housekeeping, backfill."""

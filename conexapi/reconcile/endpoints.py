@@ -1,0 +1,211 @@
+"""Reconciliation reports (JSON and CSV, totals first) and each pipeline's reconcile state."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from conexapi.connections.scope import MerchantScope
+from conexapi.deps import SessionDep
+from conexapi.kit import jobs
+from conexapi.kit.errors import NotFound, ValidationFailed
+from conexapi.models import (
+    Pipeline,
+    ReconciliationLine,
+    ReconciliationReport,
+    SyncCursor,
+    utcnow,
+)
+from conexapi.reconcile.report import BUILD_REPORT, colombia_date
+from conexapi.reconcile.schemas import (
+    LineOut,
+    ReconcileStatus,
+    ReportOut,
+    ReportPage,
+    ReportQueued,
+    ReportRequest,
+    summary_of,
+    totals_of,
+)
+from conexapi.reconcile.service import CURSOR, first_seen_counts
+
+router = APIRouter(prefix="/api/v1", tags=["reconciliation"])
+
+
+async def _pipeline(session: SessionDep, scope: MerchantScope, pipeline_id: int) -> Pipeline:
+    pipeline = await session.get(Pipeline, pipeline_id)
+    if pipeline is None or pipeline.merchant_id != scope.merchant_id:
+        raise NotFound(f"pipeline {pipeline_id} not found.")
+    return pipeline
+
+
+async def _report(
+    session: SessionDep, scope: MerchantScope, report_id: int
+) -> tuple[ReconciliationReport, list[ReconciliationLine]]:
+    report = await session.scalar(
+        select(ReconciliationReport)
+        .join(Pipeline, Pipeline.id == ReconciliationReport.pipeline_id)
+        .where(ReconciliationReport.id == report_id, Pipeline.merchant_id == scope.merchant_id)
+    )
+    if report is None:
+        raise NotFound(f"report {report_id} not found.")
+    lines = await session.scalars(
+        select(ReconciliationLine)
+        .where(ReconciliationLine.report_id == report.id)
+        .order_by(ReconciliationLine.kind, ReconciliationLine.external_order_id)
+    )
+    return report, list(lines)
+
+
+@router.get("/reports", response_model=ReportPage)
+async def list_reports(
+    session: SessionDep,
+    scope: MerchantScope,
+    pipeline_id: int | None = None,
+    day_from: date | None = None,
+    day_to: date | None = None,
+    cursor: int | None = Query(None, description="next_cursor of the previous page."),
+    limit: int = Query(50, ge=1, le=500),
+) -> ReportPage:
+    """Reports of the merchant's pipelines, newest first, with their totals."""
+    stmt = (
+        select(ReconciliationReport)
+        .join(Pipeline, Pipeline.id == ReconciliationReport.pipeline_id)
+        .where(Pipeline.merchant_id == scope.merchant_id)
+        .order_by(ReconciliationReport.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        stmt = stmt.where(ReconciliationReport.id < cursor)
+    if pipeline_id is not None:
+        stmt = stmt.where(ReconciliationReport.pipeline_id == pipeline_id)
+    if day_from is not None:
+        stmt = stmt.where(ReconciliationReport.day >= day_from)
+    if day_to is not None:
+        stmt = stmt.where(ReconciliationReport.day <= day_to)
+    rows = list(await session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ReportPage(
+        items=[summary_of(r) for r in rows], next_cursor=rows[-1].id if more else None
+    )
+
+
+# Declared before ``/reports/{report_id}`` so that ``7.csv`` is not read as an id.
+@router.get(
+    "/reports/{report_id}.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "Totals, then one row a line."}},
+)
+async def report_csv(report_id: int, session: SessionDep, scope: MerchantScope) -> Response:
+    """The report as CSV: ``field,value`` rows with the totals, a blank row, then the
+    differences with a header row."""
+    report, lines = await _report(session, scope, report_id)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    totals = totals_of(report).model_dump()
+    writer.writerow(["field", "value"])
+    writer.writerow(["report_id", report.id])
+    writer.writerow(["pipeline_id", report.pipeline_id])
+    writer.writerow(["day", report.day.isoformat()])
+    writer.writerow(["generated_at", report.generated_at.isoformat()])
+    for name, value in totals.items():
+        if isinstance(value, dict):
+            for key, count in sorted(value.items()):
+                writer.writerow([f"{name}.{key}", count])
+        else:
+            writer.writerow([name, value])
+    writer.writerow([])
+    writer.writerow(
+        [
+            "kind",
+            "external_order_id",
+            "order_status",
+            "expected_total",
+            "invoiced_total",
+            "invoices",
+            "detail",
+        ]
+    )
+    for line in lines:
+        writer.writerow(
+            [
+                line.kind,
+                _cell(line.external_order_id),
+                _cell(line.order_status),
+                "" if line.expected_total is None else line.expected_total,
+                "" if line.invoiced_total is None else line.invoiced_total,
+                _cell(" ".join(str(i.get("name") or i.get("id")) for i in line.invoices)),
+                _cell(line.detail),
+            ]
+        )
+    filename = f"conexapi-report-{report.pipeline_id}-{report.day.isoformat()}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _cell(value: str | None) -> str:
+    """Text a spreadsheet would run as a formula is quoted (values come from upstream)."""
+    if not value:
+        return ""
+    return "'" + value if value[0] in "=+-@\t\r" else value
+
+
+@router.get("/reports/{report_id}", response_model=ReportOut)
+async def get_report(report_id: int, session: SessionDep, scope: MerchantScope) -> ReportOut:
+    """One report: the totals, then the differences order by order."""
+    report, lines = await _report(session, scope, report_id)
+    return ReportOut(
+        **summary_of(report).model_dump(),
+        lines=[LineOut.model_validate(line) for line in lines],
+    )
+
+
+@router.post(
+    "/pipelines/{pipeline_id}/reports",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ReportQueued,
+)
+async def request_report(
+    pipeline_id: int, data: ReportRequest, session: SessionDep, scope: MerchantScope
+) -> ReportQueued:
+    """Build (or rebuild) the report of one day now; it appears under ``/reports``."""
+    await _pipeline(session, scope, pipeline_id)
+    today = colombia_date(utcnow())
+    if data.day > today:
+        raise ValidationFailed(f"{data.day} has not begun in Colombia.", code="day_in_future")
+    if data.day < today - timedelta(days=365):
+        # The marketplace keeps orders searchable for twelve months.
+        raise ValidationFailed("the marketplace keeps a year of orders.", code="day_too_old")
+    jobs.enqueue(session, BUILD_REPORT, pipeline_id, data.day.toordinal())
+    return ReportQueued(pipeline_id=pipeline_id, day=data.day)
+
+
+@router.get("/pipelines/{pipeline_id}/reconcile", response_model=ReconcileStatus)
+async def reconcile_status(
+    pipeline_id: int, session: SessionDep, scope: MerchantScope
+) -> ReconcileStatus:
+    """Where the periodic reconcile stands, and how recent orders were first seen."""
+    await _pipeline(session, scope, pipeline_id)
+    cursor = await session.scalar(
+        select(SyncCursor).where(SyncCursor.pipeline_id == pipeline_id, SyncCursor.name == CURSOR)
+    )
+    seen = await first_seen_counts(session, pipeline_id, utcnow() - timedelta(hours=24))
+    return ReconcileStatus(
+        pipeline_id=pipeline_id,
+        position=cursor.position if cursor else None,
+        last_run_at=cursor.last_run_at if cursor else None,
+        last_success_at=cursor.last_success_at if cursor else None,
+        last_error=cursor.last_error if cursor else None,
+        orders_seen=cursor.orders_seen if cursor else 0,
+        syncs_requested=cursor.syncs_requested if cursor else 0,
+        first_seen_24h=seen,
+    )
