@@ -283,6 +283,9 @@ def billing_id_of(order: dict[str, Any]) -> str | None:
 def bump_updated(order: dict[str, Any]) -> None:
     """Move ``last_updated``/``date_last_updated`` to now, strictly after the old value."""
     now = datetime.now(UTC)
+    # Stamps carry milliseconds: compare at that precision, or two bumps within one
+    # millisecond would print the same stamp.
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     previous = parse_stamp(order.get("date_last_updated"))
     if previous is not None and now <= previous:
         now = previous + timedelta(milliseconds=1)
