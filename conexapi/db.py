@@ -67,6 +67,11 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        # An AUTOCOMMIT connection (the inbox writer's) never commits: a BEGIN here would
+        # hold the write lock for ever. SQLite runs each of its statements in its own
+        # implicit transaction instead.
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+
+from conexapi.kit.context import note_upstream_id
 from conexapi.kit.ratelimit import LocalRateLimiter, RedisRateLimiter
 from conexapi.kit.resources import Resources
 from connectors.base import ErpConnector, MarketplaceConnector, RateLimiter, build
@@ -29,11 +32,20 @@ def erp_limiter(res: Resources) -> RateLimiter:
     return LocalRateLimiter(s.siigo_requests_per_minute, s.siigo_rate_window_seconds)
 
 
+async def _note_request_id(response: httpx.Response) -> None:
+    """Keep the upstream request id of every call made during a run (for its record)."""
+    request_id = response.headers.get("x-request-id")
+    if request_id:
+        note_upstream_id(f"{response.request.url.host}:{request_id}"[:120])
+
+
 def integrations(res: Resources) -> Integrations:
     """This process's connectors (cached on its resources)."""
     found = res.extras.get("integrations")
     if isinstance(found, Integrations):
         return found
+    hooks = res.http.event_hooks
+    hooks["response"] = [*hooks.get("response", []), _note_request_id]
     limiter = erp_limiter(res)
     made = Integrations()
     for name, spec in all_connectors().items():

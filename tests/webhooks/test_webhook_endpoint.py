@@ -1,0 +1,193 @@
+"""``POST /webhooks/mercadolibre``: what Mercado Libre gets back, and what the inbox keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from conexapi.db import create_engine, create_sessionmaker
+from conexapi.kit import jobs
+from conexapi.models import Connection, EventStatus, Merchant, WebhookEvent
+from conexapi.settings import Settings
+from conexapi.webhooks.inbox import PROCESS_EVENT
+
+APP_ID = "5503910054141466"
+SELLER = 468424240
+
+
+@pytest.fixture
+async def app_settings(
+    settings_factory: Callable[..., Settings], migrated_db: Any, sqlite_url: str
+) -> Settings:
+    await migrated_db(sqlite_url)
+    settings = settings_factory(mercadolibre_client_id=APP_ID, max_body_bytes=4096)
+    engine = create_engine(settings)
+    async with create_sessionmaker(engine)() as session:
+        merchant = Merchant(name="M", slug="m")
+        session.add(merchant)
+        await session.flush()
+        session.add(
+            Connection(
+                merchant_id=merchant.id,
+                connector="mercadolibre",
+                external_account_id=str(SELLER),
+                display_name="s",
+            )
+        )
+        await session.commit()
+    await engine.dispose()
+    return settings
+
+
+def note(**changes: Any) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat()
+    body = {
+        "resource": "/orders/2000003508419013",
+        "user_id": SELLER,
+        "topic": "orders_v2",
+        "application_id": int(APP_ID),
+        "attempts": 1,
+        "sent": now,
+        "received": now,
+    }
+    body.update(changes)
+    return body
+
+
+async def events(settings: Settings) -> list[WebhookEvent]:
+    engine = create_engine(settings)
+    async with create_sessionmaker(engine)() as session:
+        rows = list(await session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+    await engine.dispose()
+    return rows
+
+
+async def wait_for_jobs(sent: list[jobs.Job], count: int) -> None:
+    for _ in range(100):
+        if sum(len(j.args) for j in sent if j.name == PROCESS_EVENT) >= count:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_a_notification_is_committed_then_answered_200_then_queued(
+    app_client: httpx.AsyncClient, app_settings: Settings, sent_jobs: list[jobs.Job]
+) -> None:
+    resp = await app_client.post(
+        "/webhooks/mercadolibre", json=note(), headers={"X-Request-ID": "ml-delivery-1"}
+    )
+    assert resp.status_code == 200
+    ack = resp.json()
+    assert ack["duplicate"] is False and ack["event_status"] == "received"
+    [event] = await events(app_settings)
+    assert event.id == ack["event_id"]
+    assert event.order_id == "2000003508419013"
+    assert event.payload == note() | {
+        "sent": event.payload["sent"],
+        "received": event.payload["received"],
+    }
+    assert event.correlation_id == "ml-delivery-1"
+    await wait_for_jobs(sent_jobs, 1)
+    [job] = [j for j in sent_jobs if j.name == PROCESS_EVENT]
+    assert job.args == (event.id,)
+    assert job.correlation_id == "ml-delivery-1"
+
+
+async def test_duplicates_are_counted_not_queued(
+    app_client: httpx.AsyncClient, app_settings: Settings, sent_jobs: list[jobs.Job]
+) -> None:
+    body = json.dumps(note(_id="abc123"))
+    answers = [
+        await app_client.post(
+            "/webhooks/mercadolibre", content=body, headers={"content-type": "application/json"}
+        )
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.json()["duplicate"] for a in answers] == [False, True, True]
+    [event] = await events(app_settings)
+    assert event.duplicate_count == 2
+    await wait_for_jobs(sent_jobs, 1)
+    await asyncio.sleep(0.1)
+    assert sum(len(j.args) for j in sent_jobs if j.name == PROCESS_EVENT) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (note(user_id=999), "unknown_account"),
+        (note(topic="payments", resource="/collections/3043111111"), "payments"),
+        (note(topic="brand_new_topic", resource="/things/1"), "brand_new_topic"),
+    ],
+)
+async def test_strangers_and_other_topics_get_200_and_are_kept_as_ignored(
+    app_client: httpx.AsyncClient,
+    app_settings: Settings,
+    sent_jobs: list[jobs.Job],
+    body: dict[str, Any],
+    reason: str,
+) -> None:
+    resp = await app_client.post("/webhooks/mercadolibre", json=body)
+    assert resp.status_code == 200
+    assert resp.json()["event_status"] == "ignored"
+    [event] = await events(app_settings)
+    assert event.status == EventStatus.ignored
+    assert reason in (event.ignore_reason or "")
+    await asyncio.sleep(0.1)
+    assert [j for j in sent_jobs if j.name == PROCESS_EVENT] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code"),
+    [
+        (b"{not json", 400, None),
+        (json.dumps(note(application_id=1)).encode(), 400, None),
+        (json.dumps(note(resource="/orders/12/../../users/me")).encode(), 400, None),
+        (json.dumps(note(observations="x" * 5000)).encode(), 413, "payload_too_large"),
+    ],
+)
+async def test_bad_input_gets_the_envelope_and_nothing_is_stored(
+    app_client: httpx.AsyncClient,
+    app_settings: Settings,
+    content: bytes,
+    status: int,
+    code: str | None,
+) -> None:
+    resp = await app_client.post(
+        "/webhooks/mercadolibre", content=content, headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == status
+    err = resp.json()
+    assert err["status"] == "error" and err["request_id"]
+    if code:
+        assert err["error"]["code"] == code
+    assert await events(app_settings) == []
+
+
+async def test_unknown_connector_is_404(app_client: httpx.AsyncClient) -> None:
+    resp = await app_client.post("/webhooks/nosuchplace", json=note())
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "unknown_connector"
+
+
+async def test_no_200_when_the_inbox_cannot_commit(
+    app_client: httpx.AsyncClient, app_settings: Settings
+) -> None:
+    # The database goes away (its file is replaced by a directory): the sender must retry.
+    from pathlib import Path
+
+    db = Path(app_settings.database_url.split("///", 1)[1])
+    engine = create_engine(app_settings)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE webhook_events")
+    await engine.dispose()
+    resp = await app_client.post("/webhooks/mercadolibre", json=note())
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "inbox_unavailable"
+    assert db.is_file()  # noqa: ASYNC240
