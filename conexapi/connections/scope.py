@@ -13,6 +13,7 @@ upstream before its own transaction opens.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -38,6 +39,24 @@ class Scope:
     principal: Principal | None = None
 
 
+_INTEGER = re.compile(r"^-?\d+$")
+
+
+def _check_numbers(request: Request) -> None:
+    """No id or number in the path or query may exceed what the database stores.
+
+    Endpoints declare plain ``int`` parameters; a larger value would reach the database
+    driver and fail there (500). Refused here, once, for every endpoint of this scope.
+    """
+    values = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in values:
+        text = str(value).removesuffix(".csv")
+        if _INTEGER.match(text) and not -MAX_ID - 1 <= int(text) <= MAX_ID:
+            raise ValidationFailed(
+                f"{name} is out of range.", details={"param": name, "max": MAX_ID}
+            )
+
+
 async def merchant_scope(
     request: Request,
     principal: CurrentPrincipal,
@@ -53,6 +72,7 @@ async def merchant_scope(
         ),
     ] = None,
 ) -> Scope:
+    _check_numbers(request)
     writes = request.method not in SAFE_METHODS
     if writes and not principal.at_least(Role.operator):
         raise Forbidden("This needs the operator role or higher.", code="forbidden")
