@@ -1,0 +1,205 @@
+"""Lists page with cursors under every sort; mappings import from CSV reporting every bad
+row; pause and resume hold and restart orders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from conexapi.db import unit_of_work
+from conexapi.kit import jobs
+from conexapi.models import OrderState, OrderSync, RunStatus, SyncRun
+from conexapi.sync.service import EXECUTE_RUN
+from tests.auth.support import sessions_of
+from tests.ops.world import World, all_items
+
+
+async def _more_orders(client: httpx.AsyncClient, pipeline_id: int, n: int) -> None:
+    base = datetime(2026, 10, 1, tzinfo=UTC)
+    async with unit_of_work(sessions_of(client)) as s:
+        for i in range(n):
+            s.add(
+                OrderSync(
+                    pipeline_id=pipeline_id,
+                    external_order_id=f"extra-{i}",
+                    state=OrderState.pending,
+                    # Several share a timestamp: the id breaks the tie.
+                    created_at=base + timedelta(minutes=i // 3),
+                    updated_at=base,
+                )
+            )
+
+
+@pytest.mark.parametrize("sort", ["id", "-id", "created_at", "-created_at", "-updated_at"])
+async def test_cursor_pages_cover_every_order_once_in_order(
+    app_client: httpx.AsyncClient, world: World, sort: str
+) -> None:
+    await _more_orders(app_client, world.a.pipeline_id, 11)
+    items = await all_items(app_client, "/api/v1/orders", world.headers("admin"), sort=sort)
+    ids = [i["id"] for i in items]
+    assert len(ids) == len(set(ids)) == 8 + 11
+    key = sort.lstrip("-")
+    pairs = [(i[key], i["id"]) for i in items]
+    assert pairs == sorted(pairs, reverse=sort.startswith("-"))
+
+
+async def test_filters_and_bad_cursors(app_client: httpx.AsyncClient, world: World) -> None:
+    h = world.headers("admin")
+    failed = await all_items(app_client, "/api/v1/orders", h, state="failed")
+    assert {o["id"] for o in failed} == {
+        world.a.orders["failed"],
+        world.a.orders["failed2"],
+        world.b.orders["failed"],
+        world.b.orders["failed2"],
+    }
+    by_id = await all_items(app_client, "/api/v1/orders", h, external_order_id="bravo-2")
+    assert [o["id"] for o in by_id] == [world.b.orders["invoiced"]]
+    runs = await all_items(
+        app_client, "/api/v1/runs", h, status="failed", connection_id=world.a.siigo_connection_id
+    )
+    assert {r["id"] for r in runs} == {world.a.runs["failed"], world.a.runs["failed2"]}
+    late = await all_items(app_client, "/api/v1/runs", h, created_from="2026-11-01T13:00:00+00:00")
+    assert {r["order_sync_id"] for r in late} <= set(world.b.orders.values())
+    naive = await app_client.get(
+        "/api/v1/runs", params={"created_from": "2026-11-01T13:00"}, headers=h
+    )
+    assert naive.status_code == 422
+
+    page = (await app_client.get("/api/v1/orders", params={"limit": 2}, headers=h)).json()
+    other_sort = await app_client.get(
+        "/api/v1/orders", params={"cursor": page["next_cursor"], "sort": "created_at"}, headers=h
+    )
+    assert other_sort.status_code == 422
+    assert other_sort.json()["error"]["code"] == "invalid_cursor"
+    junk = await app_client.get("/api/v1/orders", params={"cursor": "%%%not-base64"}, headers=h)
+    assert junk.status_code == 422 and junk.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_run_detail_has_what_ops_need(app_client: httpx.AsyncClient, world: World) -> None:
+    detail = (
+        await app_client.get(
+            f"/api/v1/runs/{world.a.runs['failed']}", headers=world.headers("viewer_a")
+        )
+    ).json()
+    assert detail["error_class"] == "permanent" and detail["error_code"] == "invalid_customer"
+    assert detail["upstream_request_ids"] == ["req-alpha-0"]
+    assert detail["correlation_id"] == "corr-alpha-0"
+    assert detail["attempt"] == 1 and detail["merchant_id"] == world.a.merchant_id
+    assert detail["order_state"] == "failed" and detail["external_order_id"] == "alpha-1"
+
+
+async def test_csv_import_reports_every_bad_row_and_saves_nothing(
+    app_client: httpx.AsyncClient, world: World
+) -> None:
+    h = world.headers("operator_a")
+    url = f"/api/v1/pipelines/{world.a.pipeline_id}/mappings/import"
+    bad = (
+        "kind,source_value,target_value\n"
+        "sku,GOOD-1,P-1\n"
+        "colour,RED,R\n"  # unknown kind
+        "sku,,P-2\n"  # empty source
+        "sku,GOOD-1,P-3\n"  # repeats line 2
+        "sku,TOO,MANY,COLUMNS\n"
+    )
+    response = await app_client.post(url, content=bad, headers=h)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "csv_invalid"
+    assert [r["line"] for r in error["details"]["rows"]] == [3, 4, 5, 6]
+    mappings = await all_items(app_client, f"/api/v1/pipelines/{world.a.pipeline_id}/mappings", h)
+    assert [m["source_value"] for m in mappings] == ["SKU-1"]
+
+    header_missing = await app_client.post(url, content="a,b\n1,2\n", headers=h)
+    assert header_missing.status_code == 422
+    not_text = await app_client.post(url, content=b"\xff\xfe\x00", headers=h)
+    assert not_text.status_code == 422
+
+    good = "kind,source_value,target_value\nsku,SKU-1,P-1\nsku,SKU-2,P-2\nid_type,CC,13\n"
+    dry = await app_client.post(url, content=good, params={"dry_run": True}, headers=h)
+    assert dry.json() == {"created": 2, "updated": 0, "unchanged": 1, "dry_run": True}
+    assert (
+        len(await all_items(app_client, f"/api/v1/pipelines/{world.a.pipeline_id}/mappings", h))
+        == 1
+    )
+    done = await app_client.post(url, content=good, headers=h)
+    assert done.json() == {"created": 2, "updated": 0, "unchanged": 1, "dry_run": False}
+    mappings = await all_items(app_client, f"/api/v1/pipelines/{world.a.pipeline_id}/mappings", h)
+    assert {(m["kind"], m["source_value"], m["target_value"]) for m in mappings} == {
+        ("sku", "SKU-1", "P-1"),
+        ("sku", "SKU-2", "P-2"),
+        ("id_type", "CC", "13"),
+    }
+
+
+async def test_pause_and_resume_restart_the_orders_that_waited(
+    app_client: httpx.AsyncClient, world: World, sent_jobs: list[jobs.Job]
+) -> None:
+    h = world.headers("operator_a")
+    paused = await app_client.post(f"/api/v1/pipelines/{world.a.pipeline_id}/pause", headers=h)
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    # What a run does when it meets a paused pipeline: ends waiting, the order keeps its place.
+    async with unit_of_work(sessions_of(app_client)) as s:
+        order = OrderSync(pipeline_id=world.a.pipeline_id, external_order_id="held-1")
+        s.add(order)
+        await s.flush()
+        s.add(
+            SyncRun(
+                order_sync_id=order.id,
+                trigger="webhook",
+                status=RunStatus.waiting,
+                error_class="paused",
+                upstream_request_ids=[],
+            )
+        )
+        held = order.id
+    resumed = await app_client.post(f"/api/v1/pipelines/{world.a.pipeline_id}/resume", headers=h)
+    assert resumed.status_code == 200 and resumed.json()["status"] == "active"
+    detail = (await app_client.get(f"/api/v1/orders/{held}", headers=h)).json()
+    assert [(r["trigger"], r["status"]) for r in detail["runs"]] == [
+        ("webhook", "waiting"),
+        ("manual", "queued"),
+    ]
+    assert [j.args for j in sent_jobs if j.name == EXECUTE_RUN] == [(detail["runs"][1]["id"],)]
+
+    conn = f"/api/v1/connections/{world.a.ml_connection_id}"
+    assert (await app_client.post(f"{conn}/pause", headers=h)).json()["status"] == "paused"
+    assert (await app_client.post(f"{conn}/resume", headers=h)).json()["status"] == "active"
+    gone = await app_client.delete(conn, headers=h)
+    assert gone.json()["status"] == "disconnected"
+    again = await app_client.post(f"{conn}/resume", headers=h)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_state"
+    stopped = (await app_client.get(f"/api/v1/pipelines/{world.a.pipeline_id}", headers=h)).json()
+    assert stopped["status"] == "stopped"
+    blocked = await app_client.post(f"/api/v1/pipelines/{world.a.pipeline_id}/resume", headers=h)
+    assert blocked.status_code == 409
+    assert blocked.json()["error"]["code"] == "connection_unusable"
+
+
+async def test_pipeline_settings_are_validated_and_audited(
+    app_client: httpx.AsyncClient, world: World
+) -> None:
+    h = world.headers("operator_a")
+    url = f"/api/v1/pipelines/{world.a.pipeline_id}"
+    wrong = await app_client.patch(url, json={"settings": {"tax_percentage": "150"}}, headers=h)
+    assert wrong.status_code == 422
+    new = {
+        "document_type_id": "1",
+        "seller_id": "2",
+        "payment_type_id": "3",
+        "tax_id": "4",
+        "send_stamp": True,
+    }
+    ok = await app_client.patch(url, json={"settings": new, "name": "Renamed"}, headers=h)
+    assert ok.status_code == 200
+    assert ok.json()["settings"]["send_stamp"] is True and ok.json()["name"] == "Renamed"
+    audit = await all_items(
+        app_client,
+        "/api/v1/audit-log",
+        h,
+        action="pipeline.update",
+        target_id=str(world.a.pipeline_id),
+    )
+    assert len(audit) == 1
+    assert audit[0]["details"]["name"] == {"from": "alpha pipeline", "to": "Renamed"}
