@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from conexapi.connections.errors import ReauthRequired
 from conexapi.db import unit_of_work
@@ -222,6 +223,12 @@ async def _record(
 
 
 async def usable_source(ctx: SyncContext, pipeline_id: int) -> tuple[Pipeline, Connection] | str:
+    """The pipeline and its marketplace connection, or why it cannot be reconciled now.
+
+    Both connections must be active: runs requested while one is not would only wait.
+    The cursor stays where it is meanwhile, so once the pipeline can work again the next
+    windows pick up what changed in between, and orders left pending are asked again.
+    """
     async with ctx.res.sessionmaker() as session:
         pipeline = await session.get(Pipeline, pipeline_id)
         if pipeline is None:
@@ -229,8 +236,11 @@ async def usable_source(ctx: SyncContext, pipeline_id: int) -> tuple[Pipeline, C
         if pipeline.status != PipelineStatus.active:
             return f"pipeline is {pipeline.status}"
         source = await session.get(Connection, pipeline.source_connection_id)
-        if source is None or source.status != ConnectionStatus.active:
-            return f"marketplace connection is {source.status if source else 'missing'}"
+        target = await session.get(Connection, pipeline.target_connection_id)
+        for conn, role in ((source, "marketplace"), (target, "ERP")):
+            if conn is None or conn.status != ConnectionStatus.active:
+                return f"{role} connection is {conn.status if conn else 'missing'}"
+        assert source is not None
         return pipeline, source
 
 
@@ -319,13 +329,16 @@ async def _reconcile_held(ctx: SyncContext, pipeline_id: int, now: datetime) -> 
 
 
 async def active_pipeline_ids(ctx: SyncContext) -> list[int]:
+    source, target = aliased(Connection), aliased(Connection)
     async with ctx.res.sessionmaker() as session:
         rows = await session.scalars(
             select(Pipeline.id)
-            .join(Connection, Connection.id == Pipeline.source_connection_id)
+            .join(source, source.id == Pipeline.source_connection_id)
+            .join(target, target.id == Pipeline.target_connection_id)
             .where(
                 Pipeline.status == PipelineStatus.active,
-                Connection.status == ConnectionStatus.active,
+                source.status == ConnectionStatus.active,
+                target.status == ConnectionStatus.active,
             )
             .order_by(Pipeline.id)
         )

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from conexapi.db import unit_of_work
+from conexapi.kit import jobs
 from conexapi.kit.resources import open_resources
 from conexapi.models import EventStatus, WebhookEvent, utcnow
 from conexapi.reconcile import housekeeping
@@ -95,3 +96,57 @@ def test_beat_runs_every_job_of_the_issue_at_its_interval(
         # A tick not started within its interval is dropped; the next one does its work.
         assert 0 < entry["options"]["expires"] <= entry["schedule"]
     assert app.conf.beat_scheduler == "workers.beat:SingleBeatScheduler"
+
+
+def test_the_beat_tasks_run_their_jobs_in_a_worker_runtime(
+    settings_factory: Callable[..., Settings], sqlite_url: str
+) -> None:
+    """The thin task wrappers, called as a worker calls them (their own runtime loop)."""
+    import asyncio
+
+    from workers import tasks
+    from workers.runtime import close_runtime, configure_runtime
+
+    settings = settings_factory(inbox_payload_retention_days=1)
+
+    async def seed() -> None:
+        res = await open_resources(settings)
+        try:
+            async with unit_of_work(res.sessionmaker) as s:
+                s.add(
+                    WebhookEvent(
+                        connector="mercadolibre",
+                        dedupe_key="old",
+                        status=EventStatus.processed,
+                        payload=BUYER,
+                        received_at=utcnow() - timedelta(days=2),
+                    )
+                )
+        finally:
+            await res.aclose()
+
+    async def payload() -> Any:
+        res = await open_resources(settings)
+        try:
+            async with res.sessionmaker() as s:
+                return await s.scalar(select(WebhookEvent.payload))
+        finally:
+            await res.aclose()
+
+    from conexapi.migrate import upgrade
+
+    upgrade(sqlite_url)
+    asyncio.run(seed())
+    had_sender = jobs.has_sender()
+    configure_runtime(settings)
+    try:
+        tasks.prune_inbox()
+        tasks.refresh_tokens()  # nothing linked: nothing to refresh, and no error
+        tasks.reconcile()  # no pipeline: no job
+        tasks.reconciliation_reports()
+    finally:
+        close_runtime()
+        configure_runtime(None)
+        if not had_sender:
+            jobs.set_sender(None)  # the runtime installed one for its own jobs
+    assert asyncio.run(payload()) is None

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from conexapi.models import SyncCursor, SyncRun
+from conexapi.db import unit_of_work
+from conexapi.models import Connection, ConnectionStatus, Pipeline, SyncCursor, SyncRun
 from conexapi.reconcile.backfill import backfill
 from conexapi.reconcile.service import reconcile_pipeline
+from conexapi.sync.service import get_or_create_order, request_sync
 from tests.reconcile.world import world
 
 
@@ -125,3 +127,37 @@ async def test_backfill_of_a_synced_range_creates_nothing(tmp_path: Path) -> Non
         assert await w.invoices() == invoices
         async with w.res.sessionmaker() as s:
             assert await s.scalar(select(SyncCursor)) is None  # backfill leaves the cursor
+
+
+async def test_a_paused_erp_connection_holds_the_cursor_and_its_orders_resume_after(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        ids = await w.generate(3, seed=12)
+        async with unit_of_work(w.res.sessionmaker) as s:
+            pipeline = await s.get(Pipeline, w.pipeline_id)
+            assert pipeline is not None
+            target = await s.get(Connection, pipeline.target_connection_id)
+            assert target is not None
+            target.status = ConnectionStatus.paused
+            # A notification came meanwhile: its run waits for the connection.
+            order = await get_or_create_order(s, w.pipeline_id, ids[0], "webhook")
+            await request_sync(s, order, "webhook")
+        await w.run_queued()
+        assert (await w.orders())[ids[0]].state == "pending"
+
+        skipped = await reconcile_pipeline(w.ctx, w.pipeline_id)
+        assert skipped.status == "skipped" and "ERP connection is paused" in (skipped.error or "")
+        async with w.res.sessionmaker() as s:
+            assert await s.scalar(select(SyncCursor)) is None
+
+        async with unit_of_work(w.res.sessionmaker) as s:
+            target = await s.get(Connection, target.id)
+            assert target is not None
+            target.status = ConnectionStatus.active
+        done = await reconcile_pipeline(w.ctx, w.pipeline_id)
+        assert done.status == "done" and done.totals.syncs_requested == 3
+        await w.run_queued()
+        orders = await w.orders()
+        assert {orders[i].state for i in ids} == {"invoiced"}
+        assert orders[ids[0]].first_seen_via == "webhook"
