@@ -21,6 +21,7 @@ from conexapi.models import (
     SyncCursor,
     utcnow,
 )
+from conexapi.reconcile.metrics import first_seen_metrics
 from conexapi.reconcile.report import BUILD_REPORT, colombia_date
 from conexapi.reconcile.schemas import (
     LineOut,
@@ -34,7 +35,7 @@ from conexapi.reconcile.schemas import (
 )
 from conexapi.reconcile.service import CURSOR, first_seen_counts
 
-router = APIRouter(prefix="/api/v1", tags=["reconciliation"])
+router = APIRouter(prefix="/api/v1", tags=["reconciliation"], lifespan=first_seen_metrics)
 
 
 async def _pipeline(session: SessionDep, scope: MerchantScope, pipeline_id: int) -> Pipeline:

@@ -18,6 +18,7 @@ from conexapi.connections.scope import Scope, merchant_scope
 from conexapi.db import unit_of_work
 from conexapi.kit import jobs
 from conexapi.models import Merchant
+from conexapi.reconcile.metrics import collector
 from conexapi.reconcile.report import BUILD_REPORT, build_report, colombia_date
 from conexapi.reconcile.rules import sale_day
 from conexapi.reconcile.service import reconcile_pipeline
@@ -195,3 +196,21 @@ async def test_the_reconcile_state_shows_how_orders_were_first_seen(
     assert body["last_error"] is None and body["syncs_requested"] >= 0
     position = datetime.fromisoformat(body["position"])
     assert abs(position - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+async def test_the_api_serves_how_todays_sales_were_first_seen(
+    setup: tuple[World, Api, list[int]],
+) -> None:
+    w, api, _ = setup
+    today = colombia_date(datetime.now(UTC))
+    report_id = await build_report(w.ctx, w.pipeline_id, today)
+    body = (await api.as_merchant(w.merchant_id).get(f"/api/v1/reports/{report_id}")).json()
+    seen = body["totals"]["first_seen"]
+    assert set(seen) <= {"reconcile"}  # every order of this world came by reconcile
+    expected = f'conexapi_orders_first_seen_today{{pipeline_id="{w.pipeline_id}",via="reconcile"}}'
+    await collector().refresh(w.res)  # what the API's own refresher does every minute
+    metrics = (await api.client.get("/metrics")).text
+    if seen:
+        assert f"{expected} {float(seen['reconcile'])}" in metrics
+    else:
+        assert expected not in metrics
