@@ -20,7 +20,7 @@ from conexapi.connections.schemas import (
     ConnectionOut,
     CredentialsIn,
 )
-from conexapi.connections.scope import MerchantScope
+from conexapi.connections.scope import MerchantScope, MerchantWriteScope
 from conexapi.deps import ResourcesDep, SessionDep
 from conexapi.integrations import integrations
 from conexapi.kit.crypto import KeyRing
@@ -88,7 +88,7 @@ async def authorize(
 )
 async def authorize_browser(
     connector: str,
-    scope: MerchantScope,
+    scope: MerchantWriteScope,
     session: SessionDep,
     resources: ResourcesDep,
     return_to: Annotated[str | None, Query(max_length=1000)] = None,

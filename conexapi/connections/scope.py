@@ -91,18 +91,38 @@ async def merchant_scope(
         if await check.get(Merchant, merchant_id) is None:
             raise NotFound(f"merchant {merchant_id} not found.")
     if writes:
-        route = request.scope.get("route")
-        record(
-            session,
-            principal,
-            Origin.of(request),
-            f"{route.name if isinstance(route, APIRoute) else 'request'}",
-            "request",
-            request.url.path[:64],
-            merchant_id=merchant_id,
-            details={"method": request.method, "path_params": dict(request.path_params)},
-        )
+        _audit(request, session, principal, merchant_id)
     return Scope(merchant_id, principal.ref, principal)
 
 
+def _audit(request: Request, session: SessionDep, principal: Principal, merchant_id: int) -> None:
+    route = request.scope.get("route")
+    record(
+        session,
+        principal,
+        Origin.of(request),
+        route.name if isinstance(route, APIRoute) else "request",
+        "request",
+        request.url.path[:64],
+        merchant_id=merchant_id,
+        details={"method": request.method, "path_params": dict(request.path_params)},
+    )
+
+
 MerchantScope = Annotated[Scope, Depends(merchant_scope)]
+
+
+async def merchant_write_scope(
+    request: Request, scope: MerchantScope, session: SessionDep
+) -> Scope:
+    """For an endpoint that changes something although its method is GET (a browser
+    starting a consent): operators and admins only, and audited like any write."""
+    if request.method in SAFE_METHODS:
+        principal = scope.principal
+        if principal is None or not principal.at_least(Role.operator):
+            raise Forbidden("This needs the operator role or higher.", code="forbidden")
+        _audit(request, session, principal, scope.merchant_id)
+    return scope
+
+
+MerchantWriteScope = Annotated[Scope, Depends(merchant_write_scope)]
