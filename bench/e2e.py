@@ -8,7 +8,8 @@ Mercado Libre would, and the clock stops when the last invoice is recorded.
 The baseline, measured in the same run against the same sandboxes, is the bare minimum of
 the job: the same upstream calls per order (order, billing info, customer lookup and
 creation, invoice), made by one asyncio loop with as many orders in flight as the product
-has worker processes, with no database, no queue and no bookkeeping. Siigo's 100
+can have (processes x runs per process), with no database, no queue and no bookkeeping.
+Siigo's 100
 requests/minute per company is switched off in the sandbox for both (one company cannot
 take 50 invoices a second; production spreads that load over many merchants).
 """
@@ -86,10 +87,14 @@ async def _post_notifications(
 
 
 async def _seed(api_url: str, ml_url: str, siigo_url: str, orders: int) -> tuple[Any, list[str]]:
-    from conexapi.demo import seed
+    from conexapi.demo import demo_api_key, seed
+    from conexapi.settings import Settings
 
+    key = await demo_api_key(Settings(_env_file=None, env="test", database_url=MARIADB))
     async with (
-        httpx.AsyncClient(base_url=api_url, timeout=60) as api,
+        httpx.AsyncClient(
+            base_url=api_url, timeout=60, headers={"Authorization": f"Bearer {key}"}
+        ) as api,
         httpx.AsyncClient(base_url=ml_url, timeout=60) as ml,
         httpx.AsyncClient(base_url=siigo_url, timeout=60) as siigo,
     ):
@@ -160,7 +165,7 @@ async def _baseline(
         return len(order_ids) / (time.perf_counter() - started)
 
 
-def run(orders: int = 600, workers: int = 24) -> dict[str, Any]:
+def run(orders: int = 600, workers: int = 4, runs_per_worker: int = 25) -> dict[str, Any]:
     from conexapi.demo import APP_ID, SELLER_ID
     from conexapi.migrate import upgrade
 
@@ -184,6 +189,9 @@ def run(orders: int = 600, workers: int = 24) -> dict[str, Any]:
         CONEXAPI_SANDBOX_MERCADOLIBRE_PORT=str(ml_port),
         CONEXAPI_SANDBOX_SIIGO_PORT=str(siigo_port),
         CONEXAPI_WORKER_CONCURRENCY=str(workers),
+        CONEXAPI_WORKER_RUNS_PER_PROCESS=str(runs_per_worker),
+        CONEXAPI_DB_POOL_SIZE=str(runs_per_worker),
+        CONEXAPI_DB_MAX_OVERFLOW="4",
     )
     with (
         process(
@@ -201,7 +209,13 @@ def run(orders: int = 600, workers: int = 24) -> dict[str, Any]:
     ):
         setup, ids = asyncio.run(_seed(api_url, ml_url, siigo_url, orders))
         baseline = asyncio.run(
-            _baseline(ml_url, siigo_url, ids[: min(200, len(ids))], workers, setup.company)
+            _baseline(
+                ml_url,
+                siigo_url,
+                ids[: min(300, len(ids))],
+                workers * runs_per_worker,
+                setup.company,
+            )
         )
         with process(
             [
@@ -249,6 +263,7 @@ def run(orders: int = 600, workers: int = 24) -> dict[str, Any]:
         "invoiced": int(done),
         "distinct_invoices": int(invoices),
         "workers": workers,
+        "runs_per_worker": runs_per_worker,
         "latency_ms": LATENCY_MS,
         "notifications_posted_in_s": round(posted, 2),
         "elapsed_s": round(elapsed, 2),

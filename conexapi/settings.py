@@ -75,6 +75,9 @@ class Settings(BaseSettings):
 
     #: Child processes per ``conexapi worker``.
     worker_concurrency: int = 2
+    #: Runs one worker process executes at once on its event loop (they mostly wait on
+    #: the marketplace and the ERP).
+    worker_runs_per_process: int = 20
     #: Redis visibility timeout; no countdown may exceed it (long waits live in the database).
     broker_visibility_timeout: int = 3600
     #: How often beat runs the sweeper (requeues events and stalled runs).

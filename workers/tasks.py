@@ -44,18 +44,17 @@ def probe(probe_id: str) -> None:
 
 @app.task(name="conexapi.process_event", ignore_result=True)
 def process_event(*event_ids: int) -> None:
-    """Inbox events become runs (one per pipeline fed by the account).
+    """Inbox events become runs, executed concurrently in this process.
 
-    The API sends the events of one inbox commit together, so one message carries several
-    ids; each event has its own unit of work, so one that fails leaves the others done.
+    The API sends the events of one inbox commit together; each event has its own unit of
+    work, and the runs they produce share this process's loop (see
+    ``conexapi.sync.runner.process_events``).
     """
-    from conexapi.db import unit_of_work
-    from conexapi.sync.service import ingest_event
+    from conexapi.sync.context import SyncContext
+    from conexapi.sync.runner import process_events
 
     async def _run(res: Resources) -> None:
-        for event_id in event_ids:
-            async with unit_of_work(res.sessionmaker) as session:
-                await ingest_event(session, event_id)
+        await process_events(SyncContext.of(res), event_ids, res.settings.worker_runs_per_process)
 
     get_runtime().run(_run)
 

@@ -18,7 +18,7 @@ _counter = itertools.count(1)
 
 def new_request_id() -> str:
     """Unique, not secret: a per-process random prefix and a counter (no syscall)."""
-    return f"{_PREFIX}{next(_counter):012x}"
+    return f"{_PREFIX}{next(_counter):020x}"
 
 
 def clean_request_id(value: str | None) -> str:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from conexapi.connections.errors import ReauthRequired
 from conexapi.integrations import Integrations, integrations
 from conexapi.kit.resources import Resources
-from conexapi.models import Connection
+from conexapi.models import Connection, utcnow
 from connectors.models import ErpCredentials
+
+_CACHE_LIMIT = 10_000
 
 
 @dataclass
 class SyncContext:
     res: Resources
     integrations: Integrations
+    # Decrypted secrets of the connection rows runs have claimed, keyed by the row's
+    # (id, version): every credential write bumps the version, so a run that loaded a
+    # newer row never sees an older secret. Saves a query and a decryption per run.
+    _tokens: dict[tuple[int, int], tuple[str, datetime | None]] = field(default_factory=dict)
+    _erp: dict[tuple[int, int], ErpCredentials] = field(default_factory=dict)
 
     @classmethod
     def of(cls, res: Resources) -> SyncContext:
@@ -32,14 +40,29 @@ class SyncContext:
         return get_token_service(self.res, connector)
 
     async def access_token(self, connection: Connection) -> str:
+        key = (connection.id, connection.version)
+        margin = timedelta(seconds=self.res.settings.token_refresh_margin_seconds)
+        hit = self._tokens.get(key)
+        if hit is not None and hit[1] is not None and hit[1] - margin > utcnow():
+            return hit[0]
         token: str = await self.token_service(connection.connector).access_token(connection.id)
+        if len(self._tokens) > _CACHE_LIMIT:
+            self._tokens.clear()
+        self._tokens[key] = (token, connection.token_expires_at)
         return token
 
     async def erp_credentials(self, connection: Connection) -> ErpCredentials:
         from conexapi.connections.tokens import erp_credentials
 
+        key = (connection.id, connection.version)
+        hit = self._erp.get(key)
+        if hit is not None:
+            return hit
         async with self.res.sessionmaker() as session:
             creds: ErpCredentials = await erp_credentials(session, connection.id)
+        if len(self._erp) > _CACHE_LIMIT:
+            self._erp.clear()
+        self._erp[key] = creds
         return creds
 
 

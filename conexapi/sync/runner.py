@@ -13,7 +13,7 @@ import contextlib
 import random
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from conexapi.db import unit_of_work
 from conexapi.kit.context import collect_upstream_ids
 from conexapi.models import (
+    ACTIVE_RUN_STATUSES,
     Connection,
     ConnectionStatus,
     Mapping,
@@ -41,7 +42,7 @@ from conexapi.pipelines.schemas import PipelineSettings
 from conexapi.sync.context import ReauthRequired, SyncContext
 from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings, map_invoice
 from conexapi.sync.policy import Decision, decide
-from conexapi.sync.service import backoff, heartbeat_deadline, request_sync
+from conexapi.sync.service import backoff, heartbeat_deadline, ingest_event, request_sync
 from connectors.errors import AuthError, ConnectorError, DataError, PermanentError, TransientError
 from connectors.models import ErpCredentials, Order
 
@@ -449,4 +450,44 @@ async def execute_run(ctx: SyncContext, run_id: int) -> str:
     return str(outcome.run_status)
 
 
-__all__ = ["UTC", "execute_run"]
+async def process_events(ctx: SyncContext, event_ids: Sequence[int], concurrency: int) -> None:
+    """Inbox events → runs, run here and now, many at once on this process's loop.
+
+    Each event is ingested in its own unit of work, then every run it produced, and every
+    run of these events still waiting (this job may be a redelivery after a worker died),
+    executes concurrently: a worker process keeps many orders in flight while each waits
+    on the marketplace and the ERP, instead of one. A run another worker holds is left to
+    it (``busy``); a run whose worker died is taken over once its heartbeat is stale, by
+    a redelivery or by the sweeper.
+    """
+    gate = asyncio.Semaphore(max(concurrency, 1))
+
+    async def one(run_id: int) -> None:
+        async with gate:
+            await execute_run(ctx, run_id)
+
+    started: dict[int, asyncio.Task[None]] = {}
+    # Each run starts as soon as its event is in: ingesting the rest overlaps its waits.
+    for event_id in event_ids:
+        async with unit_of_work(ctx.res.sessionmaker) as session:
+            run_ids = await ingest_event(session, event_id, send_jobs=False)
+        for run_id in run_ids:
+            started[run_id] = asyncio.create_task(one(run_id))
+    async with ctx.res.sessionmaker() as session:
+        waiting = await session.scalars(
+            select(SyncRun.id).where(
+                SyncRun.webhook_event_id.in_(list(event_ids)),
+                SyncRun.status.in_(ACTIVE_RUN_STATUSES),
+            )
+        )
+        for run_id in waiting:
+            if run_id not in started:
+                started[run_id] = asyncio.create_task(one(run_id))
+    results = await asyncio.gather(*started.values(), return_exceptions=True)
+    for run_id, result in zip(started, results, strict=True):
+        if isinstance(result, BaseException):
+            # The run stays claimed; its heartbeat stops and the sweeper takes it over.
+            log.error("run_crashed", run_id=run_id, error=repr(result))
+
+
+__all__ = ["UTC", "execute_run", "process_events"]

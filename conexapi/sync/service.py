@@ -74,6 +74,7 @@ async def request_sync(
     *,
     event_id: int | None = None,
     correlation_id: str | None = None,
+    send_job: bool = True,
 ) -> SyncRun | None:
     """Queue a run for ``order`` (locked by the caller) unless one is already active.
 
@@ -102,12 +103,18 @@ async def request_sync(
         # The unique active-run index: someone queued one between our read and write.
         order.rerun_requested = True
         return None
-    jobs.enqueue(session, EXECUTE_RUN, run.id)
+    if send_job:
+        jobs.enqueue(session, EXECUTE_RUN, run.id)
     return run
 
 
-async def ingest_event(session: AsyncSession, event_id: int) -> list[int]:
-    """Turn an inbox event into runs for every pipeline fed by its account."""
+async def ingest_event(
+    session: AsyncSession, event_id: int, *, send_jobs: bool = True
+) -> list[int]:
+    """Turn an inbox event into runs for every pipeline fed by its account.
+
+    With ``send_jobs=False`` the caller runs them itself (see ``runner.process_events``).
+    """
     event = await session.get(WebhookEvent, event_id, with_for_update=True)
     if event is None or event.status in (EventStatus.processed, EventStatus.ignored):
         return []
@@ -132,7 +139,12 @@ async def ingest_event(session: AsyncSession, event_id: int) -> list[int]:
     for pipeline in pipelines:
         order = await get_or_create_order(session, pipeline.id, event.order_id, "webhook")
         run = await request_sync(
-            session, order, "webhook", event_id=event.id, correlation_id=event.correlation_id
+            session,
+            order,
+            "webhook",
+            event_id=event.id,
+            correlation_id=event.correlation_id,
+            send_job=send_jobs,
         )
         if run is not None:
             await session.flush()

@@ -160,7 +160,9 @@ async def test_siigo_times_out_after_creating_the_invoice_retry_gets_it_back(
         assert statuses[0] == "retry_scheduled" and statuses[-1] == "succeeded"
         assert detail["runs"][0]["error_class"] == "transient"
         # Every call of the run left its upstream request id in the run's record.
-        assert any(i.split(":")[0] == "127.0.0.1" for i in detail["runs"][-1]["upstream_request_ids"])
+        assert any(
+            i.split(":")[0] == "127.0.0.1" for i in detail["runs"][-1]["upstream_request_ids"]
+        )
         assert len(detail["runs"][-1]["upstream_request_ids"]) >= 3
 
 
