@@ -201,26 +201,18 @@ async def _reserve_key(ctx: SyncContext, order_sync_id: int, key: str) -> None:
 
 async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
     marketplace = ctx.integrations.marketplace(c.source.connector)
-    if c.source.status != ConnectionStatus.active:
-        return Outcome(
-            OrderState.needs_reauth
-            if c.source.status == ConnectionStatus.needs_reauth
-            else OrderState.pending,
-            RunStatus.waiting,
-            error_class="auth",
-            error_code=f"source_{c.source.status}",
-            message=f"marketplace connection is {c.source.status}",
-        )
-    if c.target.status != ConnectionStatus.active:
-        return Outcome(
-            OrderState.needs_reauth
-            if c.target.status == ConnectionStatus.needs_reauth
-            else OrderState.pending,
-            RunStatus.waiting,
-            error_class="auth",
-            error_code=f"target_{c.target.status}",
-            message=f"ERP connection is {c.target.status}",
-        )
+    for role, conn in (("source", c.source), ("target", c.target)):
+        if conn.status != ConnectionStatus.active:
+            # Its orders wait; the sweeper resumes them once the connection is active.
+            return Outcome(
+                OrderState.needs_reauth
+                if conn.status == ConnectionStatus.needs_reauth
+                else OrderState.pending,
+                RunStatus.waiting,
+                error_class="auth",
+                error_code=f"{role}_{conn.status}",
+                message=f"{conn.connector} connection is {conn.status}",
+            )
     try:
         token = await ctx.access_token(c.source)
     except ReauthRequired as exc:
