@@ -12,6 +12,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--orders", type=int, default=600)
+    parser.add_argument("--workers", type=int, default=8, help="worker processes (e2e)")
+    parser.add_argument("--runs-per-worker", type=int, default=12, help="runs in flight each")
     parser.add_argument("--json", action="store_true", help="print the raw figures too")
     args = parser.parse_args()
     if args.which in ("ingest", "all"):
@@ -24,7 +26,7 @@ def main() -> None:
     if args.which in ("e2e", "all"):
         from bench import e2e
 
-        report = e2e.run(args.orders)
+        report = e2e.run(args.orders, args.workers, args.runs_per_worker)
         e2e.print_report(report)
         if args.json:
             print(json.dumps(report, indent=2))

@@ -165,7 +165,7 @@ async def _baseline(
         return len(order_ids) / (time.perf_counter() - started)
 
 
-def run(orders: int = 600, workers: int = 4, runs_per_worker: int = 25) -> dict[str, Any]:
+def run(orders: int = 600, workers: int = 8, runs_per_worker: int = 12) -> dict[str, Any]:
     from conexapi.demo import APP_ID, SELLER_ID
     from conexapi.migrate import upgrade
 
@@ -285,7 +285,8 @@ def run(orders: int = 600, workers: int = 4, runs_per_worker: int = 25) -> dict[
 def print_report(r: dict[str, Any]) -> None:
     print(
         f"\nEnd to end — {r['orders']} orders, sandboxes answering in {r['latency_ms']} ms, "
-        f"{r['workers']} worker processes, MariaDB + Redis"
+        f"{r['workers']} worker processes x {r['runs_per_worker']} runs in flight, "
+        "MariaDB + Redis"
     )
     print(
         f"  ConexAPI:  {r['orders_per_s']:>7} orders/s  ({r['invoiced']} invoiced, "
