@@ -81,8 +81,11 @@ class MarketplaceConnector(ABC):
         """Every order of ``account_id`` updated in the window, paging to the end."""
 
     @abstractmethod
-    def idempotency_key(self, order: Order) -> str:
-        """The deterministic key an ERP document for this order is created under."""
+    def idempotency_key(self, external_order_id: str) -> str:
+        """The deterministic key an ERP document for this order is created under.
+
+        It depends on the order's id alone, so it can be reserved before the order is
+        fetched: the run commits it when it claims the order, before any call goes out."""
 
 
 class RateLimiter(Protocol):

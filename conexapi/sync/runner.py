@@ -22,6 +22,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from conexapi.db import unit_of_work
 from conexapi.kit.context import collect_upstream_ids
@@ -121,11 +122,16 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
         assert run is not None
         order = await s.get(OrderSync, run.order_sync_id, with_for_update=True)
         assert order is not None
-        pipeline = await s.get(Pipeline, order.pipeline_id)
-        assert pipeline is not None
-        source = await s.get(Connection, pipeline.source_connection_id)
-        target = await s.get(Connection, pipeline.target_connection_id)
-        assert source is not None and target is not None
+        source_t, target_t = aliased(Connection), aliased(Connection)
+        row = (
+            await s.execute(
+                select(Pipeline, source_t, target_t)
+                .join(source_t, source_t.id == Pipeline.source_connection_id)
+                .join(target_t, target_t.id == Pipeline.target_connection_id)
+                .where(Pipeline.id == order.pipeline_id)
+            )
+        ).one()
+        pipeline, source, target = row
         if pipeline.status != PipelineStatus.active:
             # A paused or stopped pipeline keeps its orders where they are.
             run.status = RunStatus.waiting
@@ -137,6 +143,21 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
         mappings = Mappings()
         for m in rows:
             getattr(mappings, m.kind)[m.source_value] = m.target_value
+        # The binding of this order to its ERP document key is committed with the claim,
+        # before any call goes out: whatever happens next, every attempt uses this key.
+        key = ctx.integrations.marketplace(source.connector).idempotency_key(
+            order.external_order_id
+        )
+        if order.idempotency_key is None:
+            order.idempotency_key = key
+        elif order.idempotency_key != key:
+            run.status = RunStatus.failed
+            run.finished_at = now
+            run.error_class = "permanent"
+            run.error_code = "idempotency_key_mismatch"
+            run.error_message = f"order bound to key {order.idempotency_key}, not {key}"
+            order.state = OrderState.needs_attention
+            return "key_mismatch"
         order.attempts += 1
         run.attempt = order.attempts
         if order.attempts == 1:
@@ -184,19 +205,6 @@ async def _heartbeat(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _reserve_key(ctx: SyncContext, order_sync_id: int, key: str) -> None:
-    """Commit the idempotency key before the first POST: the binding survives a crash."""
-    async with unit_of_work(ctx.res.sessionmaker) as s:
-        order = await s.get(OrderSync, order_sync_id, with_for_update=True)
-        assert order is not None
-        if order.idempotency_key and order.idempotency_key != key:
-            raise PermanentError(
-                f"order already bound to key {order.idempotency_key}, not {key}",
-                code="idempotency_key_mismatch",
-            )
-        order.idempotency_key = key
 
 
 async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
@@ -276,10 +284,9 @@ async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
     for code in mapped.fallback_codes:
         if await erp.find_product(credentials, code) is None:
             raise MappingMissing("sku", [code], f"no ERP product with code {code!r}")
-    key = marketplace.idempotency_key(order)
-    await _reserve_key(ctx, c.order_sync_id, key)
+    assert c.idempotency_key is not None  # reserved by the claim
     await erp.ensure_customer(credentials, mapped.customer)
-    invoice = await erp.create_invoice(credentials, mapped.draft, key)
+    invoice = await erp.create_invoice(credentials, mapped.draft, c.idempotency_key)
     expected = sum((p.value for p in mapped.draft.payments), Decimal(0))
     outcome = Outcome(
         OrderState.invoiced,

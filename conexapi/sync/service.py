@@ -96,13 +96,11 @@ async def request_sync(
         attempt=order.attempts + 1,
         upstream_request_ids=[],
     )
-    try:
-        async with session.begin_nested():
-            session.add(run)
-    except IntegrityError:
-        # The unique active-run index: someone queued one between our read and write.
-        order.rerun_requested = True
-        return None
+    # No savepoint: the caller holds the order row's lock, so no run can have been
+    # queued since the read above. The UNIQUE active-run index stays the backstop; if it
+    # ever fires, the whole unit of work fails and is retried, nothing is half-done.
+    session.add(run)
+    await session.flush()
     if send_job:
         jobs.enqueue(session, EXECUTE_RUN, run.id)
     return run

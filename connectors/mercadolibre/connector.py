@@ -266,12 +266,12 @@ class MercadoLibreConnector(MarketplaceConnector):
                 if not results or offset >= total:
                     break
 
-    def idempotency_key(self, order: Order) -> str:
-        key = f"ML{order.external_id}"
+    def idempotency_key(self, external_order_id: str) -> str:
+        key = f"ML{external_order_id}"
         if not _IDEMPOTENCY_KEY.fullmatch(key):
             # Siigo accepts ≤ 30 alphanumerics; a longer or odd id must not be cut silently.
             raise DataError(
-                f"order id {order.external_id!r} does not make a valid idempotency key",
+                f"order id {external_order_id!r} does not make a valid idempotency key",
                 code="invalid_idempotency_key",
                 field="external_id",
             )

@@ -149,9 +149,9 @@ class MarketplaceContract:
         assert order.account_id == harness.account_id
         assert order.connector == harness.connector.name
         _money_is_decimal(order)
-        key = harness.connector.idempotency_key(order)
+        key = harness.connector.idempotency_key(order.external_id)
         assert key.isalnum() and len(key) <= 30
-        assert key == harness.connector.idempotency_key(order)
+        assert key == harness.connector.idempotency_key(order_id)
 
     async def test_search_pages_to_the_end(self, harness: MarketplaceHarness) -> None:
         tokens = await harness.tokens()
