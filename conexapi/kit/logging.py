@@ -85,7 +85,10 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if json else structlog.dev.set_exc_info,
+            # Tracebacks are rendered to text here and redacted like everything else: an
+            # exception's message or a frame's repr may carry a token.
+            structlog.processors.format_exc_info,
+            redact,
             renderer,
         ],
     )

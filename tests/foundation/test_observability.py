@@ -93,3 +93,28 @@ async def test_failed_request_sends_no_job(
     response = await app_client.post("/_test/fail")
     assert response.status_code == 500
     assert sent_jobs == []
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_tracebacks_are_redacted_too(as_json: bool) -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    configure_logging("INFO", json=as_json)
+    (handler,) = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    handler.setStream(buffer)
+    try:
+        try:
+            raise RuntimeError("refresh failed for Bearer APP_USR-1234-5678-abcdef")
+        except RuntimeError:
+            structlog.get_logger("test").exception("refresh_failed")
+            logging.getLogger("plain").exception("stdlib too")
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    out = buffer.getvalue()
+    assert "RuntimeError" in out  # the traceback is there...
+    assert "APP_USR-1234" not in out  # ...without the token
+    assert "[redacted]" in out
