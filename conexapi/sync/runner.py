@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import structlog
@@ -50,7 +51,12 @@ from connectors.models import ErpCredentials, Order
 log = structlog.get_logger(__name__)
 
 COLOMBIA = timezone(timedelta(hours=-5), "America/Bogota")  # no daylight saving time
-WORKER = f"{socket.gethostname()}:{__import__('os').getpid()}"
+
+
+def worker_name() -> str:
+    """Who holds a run: read at each claim, so forked worker children never share one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
 
 RUNS = Counter("conexapi_sync_runs_total", "Finished sync runs", ["status", "error_class"])
 RUN_SECONDS = Histogram(
@@ -110,7 +116,9 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
                     and_(SyncRun.status == RunStatus.running, SyncRun.heartbeat_at < deadline),
                 ),
             )
-            .values(status=RunStatus.running, started_at=now, heartbeat_at=now, worker=WORKER)
+            .values(
+                status=RunStatus.running, started_at=now, heartbeat_at=now, worker=worker_name()
+            )
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -371,7 +379,7 @@ async def _finish(ctx: SyncContext, c: Claimed, out: Outcome, upstream: list[str
         order = await s.get(OrderSync, c.order_sync_id, with_for_update=True)
         run = await s.get(SyncRun, c.run_id, populate_existing=True)
         assert order is not None and run is not None
-        if run.status != RunStatus.running or run.worker != WORKER:
+        if run.status != RunStatus.running or run.worker != worker_name():
             log.warning("run_taken_over", run_id=run.id)
             return
         if out.state is OrderState.retry_scheduled:
@@ -489,4 +497,4 @@ async def process_events(ctx: SyncContext, event_ids: Sequence[int], concurrency
             log.error("run_crashed", run_id=run_id, error=repr(result))
 
 
-__all__ = ["UTC", "execute_run", "process_events"]
+__all__ = ["execute_run", "process_events"]
