@@ -254,14 +254,20 @@ async def orders_by_state(api: httpx.AsyncClient, pipeline_id: int) -> list[dict
         params["cursor"] = page["next_cursor"]
 
 
-async def demo_api_key(settings: Any) -> str:
-    """An admin API key for the demo's own calls, made in the database (never printed)."""
-    from conexapi.auth.service import bootstrap_api_key
-    from conexapi.db import create_engine, create_sessionmaker
+async def demo_api_key(settings: Any, viewer_of: int | None = None) -> str:
+    """An API key made in the database: admin for the demo's own calls (never printed),
+    or a viewer of one merchant for the person trying the demo."""
+    from conexapi.auth.service import bootstrap_api_key, create_api_key
+    from conexapi.db import create_engine, create_sessionmaker, unit_of_work
+    from conexapi.models.auth import Role
 
     engine = create_engine(settings, pool=False)
     try:
-        return await bootstrap_api_key(create_sessionmaker(engine), "demo")
+        if viewer_of is None:
+            return await bootstrap_api_key(create_sessionmaker(engine), "demo")
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            _, key = await create_api_key(session, "demo-viewer", Role.viewer, [viewer_of])
+            return key
     finally:
         await engine.dispose()
 
@@ -387,13 +393,20 @@ async def _main(
                 return 0 if len(invoices) == len(invoiced) else 1
             console.rule("serving — Ctrl-C to stop")
             console.print(f"  API docs      {api_url}/docs")
-            console.print(
-                "  log in        create a user first (another terminal):\n"
-                f"                CONEXAPI_DATABASE_URL=sqlite+aiosqlite:///./{DEMO_DB} "
-                "conexapi create-user --email you@example.co --role admin"
-            )
+            # A read-only key for the person at the terminal, in this throwaway demo database
+            # only: /api/v1 answers 401 without one.
+            viewer_key = await demo_api_key(settings, viewer_of=setup.merchant_id)
             console.print(f"  orders        {api_url}/api/v1/orders")
             console.print(f"  runs          {api_url}/api/v1/runs")
+            console.print(
+                "  try           curl -H 'Authorization: Bearer "
+                f"{viewer_key}' {api_url}/api/v1/runs?limit=5"
+            )
+            console.print(
+                "  your own user "
+                f"CONEXAPI_DATABASE_URL=sqlite+aiosqlite:///./{DEMO_DB} "
+                "conexapi create-user --email you@example.co --role admin"
+            )
             console.print(f"  readiness     {api_url}/readyz")
             console.print(f"  Siigo sandbox {served[1].url}/_sandbox/invoices")
             stop = asyncio.Event()

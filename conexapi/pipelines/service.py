@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conexapi.kit.context import get_request_id
 from conexapi.kit.errors import NotFound, ValidationFailed
 from conexapi.models import (
     Connection,
@@ -93,7 +94,7 @@ async def put_mappings(
         .with_for_update()
     )
     for order in parked.all():
-        await request_sync(session, order, "mapping")
+        await request_sync(session, order, "mapping", correlation_id=get_request_id())
     return out
 
 
