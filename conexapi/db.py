@@ -8,11 +8,14 @@ succeeds, and dropped on rollback.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -77,6 +80,38 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+#: MariaDB's "deadlock found" and "lock wait timeout": the transaction was rolled back and
+#: may simply be run again.
+RETRYABLE_LOCK_ERRORS = frozenset({1213, 1205})
+
+T = TypeVar("T")
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = orig.args[0] if orig is not None and getattr(orig, "args", None) else None
+    return isinstance(exc, OperationalError) and code in RETRYABLE_LOCK_ERRORS
+
+
+async def in_unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    attempts: int = 4,
+) -> T:
+    """Run ``work`` in a unit of work, again from the start if the database chose this
+    transaction as a deadlock victim (concurrent requests on the same rows)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with unit_of_work(sessionmaker) as session:
+                result = await work(session)
+            return result
+        except OperationalError as exc:
+            if attempt == attempts or not is_lock_conflict(exc):
+                raise
+            await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 @asynccontextmanager

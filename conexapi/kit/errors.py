@@ -16,6 +16,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conexapi.kit.context import get_request_id
@@ -167,8 +168,30 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "An internal error occurred; it has been logged.")
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    from conexapi.db import is_lock_conflict
+
+    if is_lock_conflict(exc):
+        # Chosen as a deadlock victim: nothing was committed, and the same request will
+        # most likely go through when sent again.
+        return error_response(
+            409,
+            "concurrent_update",
+            "Another request was changing the same records; nothing was done. Retry.",
+            headers={"Retry-After": "1"},
+        )
+    log.exception("database_error", path=request.url.path, method=request.method)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is not available; retry.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled)

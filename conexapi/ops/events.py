@@ -8,9 +8,12 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conexapi.auth.deps import Operator, Viewer
-from conexapi.deps import SessionDep, SettingsDep
+from conexapi.auth.principal import Principal
+from conexapi.db import in_unit_of_work
+from conexapi.deps import ResourcesDep, SessionDep
 from conexapi.models import AuditEntry, EventStatus, WebhookEvent
 from conexapi.ops import idempotency, service
 from conexapi.ops.audit import Origin, record
@@ -18,6 +21,7 @@ from conexapi.ops.openapi import COMMON_ERRORS
 from conexapi.ops.pagination import MAX_LIMIT, Page, UtcDatetime, paginate, sort_key
 from conexapi.ops.schemas import MAX_ID, AuditOut, BulkReplayResult, EventDetail, EventOut, IdPath
 from conexapi.ops.scoping import event_clause, event_merchants, load_event, merchant_clause
+from conexapi.settings import Settings
 
 router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
 
@@ -132,8 +136,22 @@ async def bulk_replay(
     body: BulkReplayIn,
     key: idempotency.IdempotencyKey,
     principal: Operator,
-    session: SessionDep,
-    settings: SettingsDep,
+    resources: ResourcesDep,
+    request: Request,
+) -> Any:
+    # Its own unit of work, run again if MariaDB picks it as a deadlock victim.
+    async def work(session: AsyncSession) -> Any:
+        return await _bulk_replay(session, body, key, principal, resources.settings, request)
+
+    return await in_unit_of_work(resources.sessionmaker, work)
+
+
+async def _bulk_replay(
+    session: AsyncSession,
+    body: BulkReplayIn,
+    key: str,
+    principal: Principal,
+    settings: Settings,
     request: Request,
 ) -> Any:
     claim = await idempotency.claim(

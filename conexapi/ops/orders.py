@@ -8,9 +8,12 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conexapi.auth.deps import Operator, Viewer
-from conexapi.deps import SessionDep, SettingsDep
+from conexapi.auth.principal import Principal
+from conexapi.db import in_unit_of_work
+from conexapi.deps import ResourcesDep, SessionDep
 from conexapi.models import OrderState, OrderSync, Pipeline, RunStatus, SyncRun
 from conexapi.ops import idempotency, service
 from conexapi.ops.audit import Origin, record
@@ -29,6 +32,7 @@ from conexapi.ops.schemas import (
     Skipped,
 )
 from conexapi.ops.scoping import load_order, load_run, orders_query, runs_query
+from conexapi.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["orders and runs"], responses=COMMON_ERRORS)
 
@@ -173,8 +177,23 @@ async def bulk_retry(
     body: BulkRetryIn,
     key: idempotency.IdempotencyKey,
     principal: Operator,
-    session: SessionDep,
-    settings: SettingsDep,
+    resources: ResourcesDep,
+    request: Request,
+) -> Any:
+    # Its own unit of work, run again if MariaDB picks it as a deadlock victim: concurrent
+    # repeats of one request contend for the same idempotency row and the same orders.
+    async def work(session: AsyncSession) -> Any:
+        return await _bulk_retry(session, body, key, principal, resources.settings, request)
+
+    return await in_unit_of_work(resources.sessionmaker, work)
+
+
+async def _bulk_retry(
+    session: AsyncSession,
+    body: BulkRetryIn,
+    key: str,
+    principal: Principal,
+    settings: Settings,
     request: Request,
 ) -> Any:
     claim = await idempotency.claim(

@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pymysql
 import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 
 from conexapi.kit.errors import Conflict
 from conexapi.settings import Settings
@@ -45,6 +47,14 @@ def error_app(app: FastAPI) -> FastAPI:
     @app.get("/_test/conflict")
     async def conflict() -> None:
         raise Conflict("Already there.", details={"id": 7})
+
+    @app.get("/_test/deadlock")
+    async def deadlock() -> None:
+        raise OperationalError("SELECT 1", {}, pymysql.err.OperationalError(1213, "Deadlock"))
+
+    @app.get("/_test/db-down")
+    async def db_down() -> None:
+        raise OperationalError("SELECT 1", {}, pymysql.err.OperationalError(2003, "refused"))
 
     return app
 
@@ -168,3 +178,15 @@ async def test_request_id_accepted_or_generated(client: httpx.AsyncClient) -> No
     hostile = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
     assert hostile.headers["x-request-id"] != "bad id\twith spaces"
     assert len(hostile.headers["x-request-id"]) == 32
+
+
+async def test_a_deadlock_victim_is_told_to_retry(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/_test/deadlock")
+    assert_envelope(resp, 409, "concurrent_update")
+    assert resp.headers["retry-after"] == "1"
+
+
+async def test_database_down_is_503_not_500(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/_test/db-down")
+    body = assert_envelope(resp, 503, "database_unavailable")
+    assert "refused" not in str(body)
