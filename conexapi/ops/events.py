@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conexapi.auth.deps import Operator, Viewer
 from conexapi.auth.principal import Principal
-from conexapi.db import in_unit_of_work
 from conexapi.deps import ResourcesDep, SessionDep
 from conexapi.models import AuditEntry, EventStatus, WebhookEvent
 from conexapi.ops import idempotency, service
@@ -21,7 +19,6 @@ from conexapi.ops.openapi import COMMON_ERRORS
 from conexapi.ops.pagination import MAX_LIMIT, Page, UtcDatetime, paginate, sort_key
 from conexapi.ops.schemas import MAX_ID, AuditOut, BulkReplayResult, EventDetail, EventOut, IdPath
 from conexapi.ops.scoping import event_clause, event_merchants, load_event, merchant_clause
-from conexapi.settings import Settings
 
 router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
 
@@ -139,31 +136,23 @@ async def bulk_replay(
     resources: ResourcesDep,
     request: Request,
 ) -> Any:
-    # Its own unit of work, run again if MariaDB picks it as a deadlock victim.
-    async def work(session: AsyncSession) -> Any:
-        return await _bulk_replay(session, body, key, principal, resources.settings, request)
-
-    return await in_unit_of_work(resources.sessionmaker, work)
-
-
-async def _bulk_replay(
-    session: AsyncSession,
-    body: BulkReplayIn,
-    key: str,
-    principal: Principal,
-    settings: Settings,
-    request: Request,
-) -> Any:
-    claim = await idempotency.claim(
-        session,
+    return await idempotency.accepted_once(
+        resources,
         principal,
         key,
         request,
-        body.model_dump(mode="json"),
-        settings.idempotency_ttl_seconds,
+        body,
+        lambda session: _replay_matching(session, body, principal, key, request),
     )
-    if isinstance(claim, JSONResponse):
-        return claim
+
+
+async def _replay_matching(
+    session: AsyncSession,
+    body: BulkReplayIn,
+    principal: Principal,
+    key: str,
+    request: Request,
+) -> BulkReplayResult:
     f = body.filter
     stmt = select(WebhookEvent.id).where(event_clause(principal, f.merchant_id))
     if f.event_ids is not None:
@@ -186,7 +175,6 @@ async def _bulk_replay(
         merchants = [m for m in await event_merchants(session, event) if principal.sees(m)]
         _audit_replay(session, principal, request, event_id, merchants)
     result = BulkReplayResult(replayed=replayed, truncated=len(ids) > body.limit)
-    claim.done(status.HTTP_202_ACCEPTED, result.model_dump(mode="json"))
     return result
 
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conexapi.auth.principal import Principal
+from conexapi.db import in_unit_of_work
 from conexapi.kit.errors import Conflict
+from conexapi.kit.resources import Resources
 from conexapi.models import IdempotentRequest, utcnow
 
 IdempotencyKey = Annotated[
@@ -118,3 +122,36 @@ async def claim(
             ) from None
         return _replay(existing, method, path, digest)
     return Claim(row)
+
+
+async def accepted_once(
+    resources: Resources,
+    principal: Principal,
+    key: str,
+    request: Request,
+    body: BaseModel,
+    work: Callable[[AsyncSession], Awaitable[BaseModel]],
+) -> BaseModel | JSONResponse:
+    """Do ``work`` once per key and answer 202 with its result; a repeat gets that answer.
+
+    The claim, the work and the stored answer share one unit of work, run again from the
+    start if MariaDB picks it as a deadlock victim: concurrent repeats of one request
+    contend for the same key row and the same records.
+    """
+
+    async def attempt(session: AsyncSession) -> BaseModel | JSONResponse:
+        claim_ = await claim(
+            session,
+            principal,
+            key,
+            request,
+            body.model_dump(mode="json"),
+            resources.settings.idempotency_ttl_seconds,
+        )
+        if isinstance(claim_, JSONResponse):
+            return claim_
+        result = await work(session)
+        claim_.done(202, result.model_dump(mode="json"))
+        return result
+
+    return await in_unit_of_work(resources.sessionmaker, attempt)

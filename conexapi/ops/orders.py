@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conexapi.auth.deps import Operator, Viewer
 from conexapi.auth.principal import Principal
-from conexapi.db import in_unit_of_work
 from conexapi.deps import ResourcesDep, SessionDep
 from conexapi.models import OrderState, OrderSync, Pipeline, RunStatus, SyncRun
 from conexapi.ops import idempotency, service
@@ -32,7 +30,6 @@ from conexapi.ops.schemas import (
     Skipped,
 )
 from conexapi.ops.scoping import load_order, load_run, orders_query, runs_query
-from conexapi.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["orders and runs"], responses=COMMON_ERRORS)
 
@@ -180,32 +177,23 @@ async def bulk_retry(
     resources: ResourcesDep,
     request: Request,
 ) -> Any:
-    # Its own unit of work, run again if MariaDB picks it as a deadlock victim: concurrent
-    # repeats of one request contend for the same idempotency row and the same orders.
-    async def work(session: AsyncSession) -> Any:
-        return await _bulk_retry(session, body, key, principal, resources.settings, request)
-
-    return await in_unit_of_work(resources.sessionmaker, work)
-
-
-async def _bulk_retry(
-    session: AsyncSession,
-    body: BulkRetryIn,
-    key: str,
-    principal: Principal,
-    settings: Settings,
-    request: Request,
-) -> Any:
-    claim = await idempotency.claim(
-        session,
+    return await idempotency.accepted_once(
+        resources,
         principal,
         key,
         request,
-        body.model_dump(mode="json"),
-        settings.idempotency_ttl_seconds,
+        body,
+        lambda session: _retry_matching(session, body, principal, key, request),
     )
-    if isinstance(claim, JSONResponse):
-        return claim
+
+
+async def _retry_matching(
+    session: AsyncSession,
+    body: BulkRetryIn,
+    principal: Principal,
+    key: str,
+    request: Request,
+) -> BulkRetryResult:
     f = body.filter
     stmt = orders_query(principal).with_only_columns(OrderSync.id, Pipeline.merchant_id)
     states = f.state or list(service.RETRYABLE_STATES)
@@ -252,8 +240,6 @@ async def _bulk_retry(
             details={"run_id": run.id, "bulk": True, "idempotency_key": key},
         )
     result = BulkRetryResult(retried=retried, skipped=skipped, truncated=len(found) > body.limit)
-    payload = result.model_dump(mode="json")
-    claim.done(status.HTTP_202_ACCEPTED, payload)
     return result
 
 

@@ -45,7 +45,7 @@ from conexapi.sync.context import ReauthRequired, SyncContext
 from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings, map_invoice
 from conexapi.sync.policy import Decision, decide
 from conexapi.sync.service import backoff, heartbeat_deadline, ingest_event, request_sync
-from connectors.errors import AuthError, ConnectorError, DataError, PermanentError, TransientError
+from connectors.errors import AuthError, ConnectorError, TransientError
 from connectors.models import ErpCredentials, Order
 
 log = structlog.get_logger(__name__)
@@ -314,6 +314,14 @@ async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
     return outcome
 
 
+_OUTCOME_BY_KIND = {
+    "transient": (OrderState.retry_scheduled, RunStatus.retry_scheduled),
+    "auth": (OrderState.needs_reauth, RunStatus.waiting),
+    "data": (OrderState.needs_attention, RunStatus.failed),
+    "permanent": (OrderState.failed, RunStatus.failed),
+}
+
+
 def _classify(exc: Exception) -> Outcome:
     if isinstance(exc, MappingMissing):
         return Outcome(
@@ -331,38 +339,18 @@ def _classify(exc: Exception) -> Outcome:
             error_code="billing_info_pending",
             message=str(exc),
         )
-    if isinstance(exc, TransientError):
+    if isinstance(exc, ConnectorError):
+        # The class the client gave the failure decides everything (ARCHITECTURE:
+        # "errors are classified once"); an unclassified connector error is permanent.
+        kind = exc.kind if exc.kind in _OUTCOME_BY_KIND else "permanent"
+        state, status = _OUTCOME_BY_KIND[kind]
         return Outcome(
-            OrderState.retry_scheduled,
-            RunStatus.retry_scheduled,
-            error_class="transient",
+            state,
+            status,
+            error_class=kind,
             error_code=exc.code,
             message=str(exc),
-            retry_after=exc.retry_after,
-        )
-    if isinstance(exc, AuthError):
-        return Outcome(
-            OrderState.needs_reauth,
-            RunStatus.waiting,
-            error_class="auth",
-            error_code=exc.code,
-            message=str(exc),
-        )
-    if isinstance(exc, DataError):
-        return Outcome(
-            OrderState.needs_attention,
-            RunStatus.failed,
-            error_class="data",
-            error_code=exc.code,
-            message=str(exc),
-        )
-    if isinstance(exc, PermanentError | ConnectorError):
-        return Outcome(
-            OrderState.failed,
-            RunStatus.failed,
-            error_class="permanent",
-            error_code=exc.code,
-            message=str(exc),
+            retry_after=exc.retry_after if isinstance(exc, TransientError) else None,
         )
     return Outcome(
         OrderState.retry_scheduled,
