@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conexapi import __version__
 from conexapi.health.endpoints import router as health_router
@@ -17,6 +19,18 @@ from conexapi.kit.resources import open_resources
 from conexapi.settings import Settings, get_settings
 
 
+class ConexAPI(FastAPI):
+    """FastAPI with the webhook fast path in front of its stack (see ``webhooks.endpoints``)."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> FastAPI:
     settings = settings or get_settings()
 
@@ -26,10 +40,10 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
         app.state.resources = resources
         if send_jobs:
             from workers.celery_app import create_celery
-            from workers.sender import CelerySender
+            from workers.sender import sender_for
 
             celery = app.state.celery if hasattr(app.state, "celery") else create_celery(settings)
-            jobs.set_sender(CelerySender(celery))
+            jobs.set_sender(sender_for(celery, resources.redis))
         from conexapi.webhooks.inbox import InboxWriter
 
         app.state.inbox = InboxWriter(resources.engine)
@@ -42,7 +56,7 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
                 jobs.set_sender(None)
             await resources.aclose()
 
-    app = FastAPI(
+    app = ConexAPI(
         title="ConexAPI",
         version=__version__,
         summary="Marketplace sales become ERP invoices: exactly one per order.",
@@ -57,6 +71,9 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
     document_errors(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    from conexapi.webhooks.endpoints import WebhookFastPath
+
+    app.front = WebhookFastPath(partial(FastAPI.__call__, app), app.state, settings.max_body_bytes)
     return app
 
 

@@ -36,12 +36,17 @@ class WorkerRuntime:
         except BaseException:
             self.loop.close()
             raise
-        if not jobs.has_sender():
-            # Jobs a task queues (a follow-up run, say) go to the broker this worker uses.
+        global _installed_sender
+        current = jobs.get_sender()
+        # Jobs a task queues (a follow-up run, say) go to the broker this worker uses. A
+        # sender an earlier runtime installed (closed, or the parent's before a fork) is
+        # bound to that runtime's loop and Redis client: this runtime replaces it.
+        if current is None or current is _installed_sender:
             from workers.celery_app import app
-            from workers.sender import CelerySender
+            from workers.sender import sender_for
 
-            jobs.set_sender(CelerySender(app))
+            _installed_sender = sender_for(app, self.resources.redis)
+            jobs.set_sender(_installed_sender)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -63,6 +68,7 @@ class WorkerRuntime:
 
 _runtime: WorkerRuntime | None = None
 _settings: Settings | None = None
+_installed_sender: jobs.JobSender | None = None
 
 
 def configure_runtime(settings: Settings | None) -> None:

@@ -51,6 +51,10 @@ def has_sender() -> bool:
     return _state.sender is not None
 
 
+def get_sender() -> JobSender | None:
+    return _state.sender
+
+
 def enqueue(session: AsyncSession, name: str, *ids: int) -> None:
     session.info.setdefault(_KEY, []).append(Job(name, tuple(ids), get_request_id()))
 

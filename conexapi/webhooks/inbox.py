@@ -22,8 +22,20 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
@@ -36,6 +48,16 @@ log = structlog.get_logger(__name__)
 PROCESS_EVENT = "conexapi.process_event"
 EVENTS_T: Table = WebhookEvent.__table__  # type: ignore[assignment]
 CONNECTIONS_T: Table = Connection.__table__  # type: ignore[assignment]
+#: The same table for the inbox's INSERT, with the payload as text: the endpoint hands
+#: over the body it received (checked to be strict JSON), stored as sent, not re-encoded.
+RAW_EVENTS_T = Table(
+    EVENTS_T.name,
+    MetaData(),
+    *(
+        Column(c.name, Text() if c.name == "payload" else c.type, primary_key=c.primary_key)
+        for c in EVENTS_T.columns
+    ),
+)
 LINKED_TTL_SECONDS = 30.0
 #: Events per job: few enough that the work spreads over the workers.
 EVENTS_PER_JOB = 25
@@ -54,7 +76,8 @@ class InboxItem:
     resource: str
     order_id: str | None
     account_id: str
-    payload: dict[str, Any]
+    #: The notification as JSON text (strict JSON: no NaN or Infinity).
+    payload: str
     ignore_reason: str | None
     correlation_id: str | None
 
@@ -129,18 +152,7 @@ class InboxWriter:
                     except asyncio.QueueEmpty:
                         break
                 try:
-                    if conn is None:
-                        conn = await self._connect()
-                    await self._flush(conn, batch)
-                except Exception as exc:  # the database is down: the senders get a 503, retry
-                    log.error("inbox_write_failed", error=str(exc), batch=len(batch))
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await conn.close()
-                    conn = None
+                    conn = await self._write_batch(conn, batch)
                 finally:
                     for _ in batch:
                         self._queue.task_done()
@@ -148,6 +160,40 @@ class InboxWriter:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+
+    async def _write_batch(
+        self,
+        conn: AsyncConnection | None,
+        batch: list[tuple[InboxItem, asyncio.Future[InboxResult]]],
+    ) -> AsyncConnection | None:
+        """Commit ``batch``; the connection to keep using (None after a failure).
+
+        A batch the database refuses while the connection stays good (one notification
+        whose values it will not store) is written again one notification at a time, so
+        only the sender of the bad one gets the 503. A database that is down fails them
+        all at once: the senders retry.
+        """
+        connected = False
+        try:
+            if conn is None:
+                conn = await self._connect()
+            connected = True
+            await self._flush(conn, batch)
+            return conn
+        except Exception as exc:
+            log.error("inbox_write_failed", error=str(exc), batch=len(batch))
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            if len(batch) > 1 and connected and _refused(exc):
+                conn = None
+                for one in batch:
+                    conn = await self._write_batch(conn, [one])
+                return conn
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return None
 
     async def _connect(self) -> AsyncConnection:
         """A connection of the writer's own, in autocommit: each INSERT commits itself,
@@ -163,6 +209,11 @@ class InboxWriter:
         BATCH.observe(len(batch))
         results, to_enqueue = await self._write(conn, [item for item, _ in batch])
         for (item, fut), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                EVENTS.labels(item.connector, "refused").inc()
+                if not fut.done():
+                    fut.set_exception(result)
+                continue
             EVENTS.labels(item.connector, "duplicate" if result.duplicate else result.status).inc()
             if not fut.done():
                 fut.set_result(result)
@@ -171,10 +222,10 @@ class InboxWriter:
 
     def _insert_ignoring_duplicates(self, conn: AsyncConnection) -> Insert:
         if conn.dialect.name == "sqlite":
-            return sqlite_insert(EVENTS_T).on_conflict_do_nothing()
+            return sqlite_insert(RAW_EVENTS_T).on_conflict_do_nothing()
         # MariaDB: IGNORE skips rows whose key exists (waiting for a concurrent insert of the
         # same key to commit first); RETURNING gives back only the rows inserted.
-        return insert(EVENTS_T).prefix_with("IGNORE")
+        return insert(RAW_EVENTS_T).prefix_with("IGNORE")
 
     async def _linked_accounts(
         self, conn: AsyncConnection, items: list[InboxItem]
@@ -201,7 +252,7 @@ class InboxWriter:
 
     async def _write(
         self, conn: AsyncConnection, items: list[InboxItem]
-    ) -> tuple[list[InboxResult], list[tuple[int, str | None]]]:
+    ) -> tuple[list[InboxResult | Exception], list[tuple[int, str | None]]]:
         now = utcnow()
         linked = await self._linked_accounts(conn, items)
         new_rows: list[dict[str, Any]] = []
@@ -232,7 +283,10 @@ class InboxWriter:
             )
         result = await conn.execute(
             self._insert_ignoring_duplicates(conn).returning(
-                EVENTS_T.c.id, EVENTS_T.c.connector, EVENTS_T.c.dedupe_key, EVENTS_T.c.status
+                RAW_EVENTS_T.c.id,
+                RAW_EVENTS_T.c.connector,
+                RAW_EVENTS_T.c.dedupe_key,
+                RAW_EVENTS_T.c.status,
             ),
             new_rows,
         )
@@ -251,7 +305,7 @@ class InboxWriter:
                 ).where(or_(*conds))
             )
             existing = {(r.connector, r.dedupe_key): (r.id, r.status) for r in rows}
-        results: list[InboxResult] = []
+        results: list[InboxResult | Exception] = []
         to_enqueue: list[tuple[int, str | None]] = []
         dup_counts: dict[int, int] = {}
         for idx, item in enumerate(items):
@@ -264,7 +318,11 @@ class InboxWriter:
                 continue
             found = created.get(key) or existing.get(key)
             if found is None:
-                raise RuntimeError(f"inbox row for {key} neither inserted nor found")
+                # Skipped by IGNORE for another reason than its key (a value the database
+                # will not store): this sender alone gets the error.
+                log.error("inbox_row_refused", connector=key[0], dedupe_key=key[1])
+                results.append(RuntimeError(f"inbox row for {key} was not stored"))
+                continue
             dup_counts[found[0]] = dup_counts.get(found[0], 0) + 1
             results.append(InboxResult(found[0], duplicate=True, status=found[1]))
         if dup_counts:
@@ -313,6 +371,11 @@ class InboxWriter:
                 )
         except Exception as exc:  # only bookkeeping: the sweeper tolerates a re-send
             log.warning("inbox_mark_queued_failed", error=str(exc))
+
+
+def _refused(exc: BaseException) -> bool:
+    """The statement was refused, by the database or the driver, and not for a lost link."""
+    return not (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def _group(pairs: set[tuple[str, str]]) -> dict[str, list[str]]:

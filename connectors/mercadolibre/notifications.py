@@ -23,7 +23,8 @@ from connectors.mercadolibre.mapping import CONNECTOR, parse_time
 from connectors.models import Notification
 
 ORDER_TOPIC = "orders_v2"
-ORDER_RESOURCE = re.compile(r"^/orders/([0-9]+)$", re.ASCII)
+#: Mercado Libre ids are 64-bit integers: at most 20 digits.
+ORDER_RESOURCE = re.compile(r"^/orders/([0-9]{1,20})$", re.ASCII)
 #: Topics the product recognises but does not act on, with their resource shapes. A topic
 #: outside this table and ``orders_v2`` is accepted and ignored if its resource is a path.
 OTHER_TOPICS: dict[str, re.Pattern[str]] = {
@@ -115,6 +116,10 @@ def _check_token(policy: NotificationPolicy, query: Mapping[str, str]) -> None:
         raise _invalid("bad or missing token")
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def dedupe_key(body: dict[str, Any], topic: str, resource: str, received: str | None) -> str:
     """``_id`` (or the subtopic model's ``id``) when present; else topic + resource + received.
 
@@ -130,8 +135,9 @@ def dedupe_key(body: dict[str, Any], topic: str, resource: str, received: str | 
         if not received:
             raise _invalid("neither _id nor received: cannot deduplicate", "received")
         key = f"{topic}:{resource}:{received}"
-    if len(key) > MAX_DEDUPE_KEY:
-        key = "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+    if len(key) > MAX_DEDUPE_KEY or not key.isprintable():
+        # Too long for the column, or not storable text (a lone surrogate from a \u escape).
+        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return key
 
 
@@ -139,7 +145,9 @@ def parse_notification(request: InboundRequest, policy: NotificationPolicy) -> N
     _check_source(policy, request.client_ip)
     _check_token(policy, request.query)
     try:
-        body = json.loads(request.body)
+        # Strict JSON, as RFC 8259 has it between systems: UTF-8, and no NaN or Infinity
+        # (Python's parser takes both, and other encodings too).
+        body = json.loads(request.body.decode("utf-8"), parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError):
         raise _invalid("body is not JSON") from None
     if not isinstance(body, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import redis
 from conexapi.kit.jobs import Job
 from conexapi.settings import Settings
 from workers.celery_app import create_celery
-from workers.sender import CelerySender
+from workers.sender import CelerySender, RedisSender
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -90,14 +91,23 @@ def _wait_for_keys(
     return found
 
 
+@pytest.mark.parametrize("sender_kind", ["send_task", "direct LPUSH"])
 async def test_worker_process_runs_probes_with_correlation_ids(
     worker_process: subprocess.Popen[bytes],
     redis_url: str,
     settings_factory: Callable[..., Settings],
     tmp_path: Path,
+    sender_kind: str,
 ) -> None:
+    from redis.asyncio import Redis
+
     settings = settings_factory(redis_url=redis_url)
-    sender = CelerySender(create_celery(settings))
+    aclient = Redis.from_url(redis_url)
+    sender: CelerySender | RedisSender = (
+        CelerySender(create_celery(settings))
+        if sender_kind == "send_task"
+        else RedisSender(create_celery(settings), aclient)
+    )
     first, second = uuid.uuid4().hex, uuid.uuid4().hex
     await sender.send(
         [
@@ -115,6 +125,7 @@ async def test_worker_process_runs_probes_with_correlation_ids(
         )
     finally:
         client.close()
+        await aclient.aclose()
     one, two = seen[f"conexapi:probe:{first}"], seen[f"conexapi:probe:{second}"]
     assert (one["correlation_id"], two["correlation_id"]) == ("corr-worker-1", "corr-worker-2")
     # Ran in a worker child, not here, and both tasks in that child shared one event loop.
@@ -124,3 +135,43 @@ async def test_worker_process_runs_probes_with_correlation_ids(
 
     worker_process.send_signal(signal.SIGTERM)
     assert worker_process.wait(timeout=60) == 0
+
+
+async def test_a_direct_message_is_the_message_send_task_writes(
+    redis_url: str, settings_factory: Callable[..., Settings]
+) -> None:
+    """Same list, same envelope, same protocol-2 headers and body; only the ids differ."""
+    from redis.asyncio import Redis
+
+    from workers.sender import sender_for
+
+    celery = create_celery(settings_factory(redis_url=redis_url))
+    aclient = Redis.from_url(redis_url)
+    try:
+        assert isinstance(sender_for(celery, aclient), RedisSender)
+        assert isinstance(sender_for(create_celery(settings_factory()), None), CelerySender)
+        job = Job("conexapi.process_event", (7, 8), "corr-1")
+        await CelerySender(celery).send([job])
+        await RedisSender(celery, aclient).send([job, Job("conexapi.execute_run", (9,), None)])
+        raw = await aclient.lrange("conexapi", 0, -1)
+    finally:
+        await aclient.aclose()
+    # LPUSH puts the newest first; the worker pops from the other end.
+    later, direct, celerys = (json.loads(r) for r in raw)
+    assert json.loads(base64.b64decode(later["body"]))[0] == [9]
+    assert later["headers"]["task"] == "conexapi.execute_run"
+
+    for msg in (direct, celerys):
+        msg["headers"]["origin"] = "x"
+        for key in ("id", "root_id"):
+            assert msg["headers"][key] == msg["properties"]["correlation_id"]
+            msg["headers"][key] = "id"
+        for key in ("correlation_id", "reply_to", "delivery_tag"):
+            msg["properties"][key] = key
+    assert direct == celerys
+    assert json.loads(base64.b64decode(direct["body"])) == [
+        [7, 8],
+        {},
+        {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+    ]
+    assert direct["headers"]["conexapi_correlation_id"] == "corr-1"

@@ -46,6 +46,14 @@ async def app_settings(
     return settings
 
 
+@pytest.fixture(autouse=True, params=["fast path", "FastAPI route"])
+def served_by(request: pytest.FixtureRequest, app: Any) -> str:
+    """Every test here runs against both ways the endpoint is served: they must agree."""
+    if request.param == "FastAPI route":
+        app.front = None
+    return str(request.param)
+
+
 def note(**changes: Any) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat()
     body = {
@@ -149,6 +157,9 @@ async def test_strangers_and_other_topics_get_200_and_are_kept_as_ignored(
         (b"{not json", 400, None),
         (json.dumps(note(application_id=1)).encode(), 400, None),
         (json.dumps(note(resource="/orders/12/../../users/me")).encode(), 400, None),
+        (json.dumps(note(resource="/orders/" + "9" * 21)).encode(), 400, None),
+        (json.dumps(note(sent=float("nan"))).encode(), 400, None),
+        (json.dumps(note()).encode("utf-16"), 400, None),
         (json.dumps(note(observations="x" * 5000)).encode(), 413, "payload_too_large"),
     ],
 )
@@ -191,3 +202,55 @@ async def test_no_200_when_the_inbox_cannot_commit(
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "inbox_unavailable"
     assert db.is_file()  # noqa: ASYNC240
+
+
+async def test_a_failure_nobody_expected_is_a_logged_500_in_the_envelope(
+    app_client: httpx.AsyncClient, app_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.mercadolibre.connector import MercadoLibreConnector
+
+    def broken(self: Any, request: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(MercadoLibreConnector, "parse_notification", broken)
+    resp = await app_client.post(
+        "/webhooks/mercadolibre", json=note(), headers={"X-Request-ID": "ml-broken-1"}
+    )
+    assert resp.status_code == 500
+    assert resp.headers["x-request-id"] == "ml-broken-1"
+    assert resp.json() == {
+        "status": "error",
+        "error": {
+            "code": "internal_error",
+            "message": "An internal error occurred; it has been logged.",
+            "details": {},
+        },
+        "request_id": "ml-broken-1",
+    }
+    assert "boom" not in resp.text
+    assert await events(app_settings) == []
+
+
+async def test_a_streamed_body_over_the_limit_is_413_and_a_bad_length_is_400(
+    app_client: httpx.AsyncClient, app_settings: Settings
+) -> None:
+    async def chunks() -> Any:
+        for _ in range(10):
+            yield b" " * 1000
+
+    resp = await app_client.post("/webhooks/mercadolibre", content=chunks())
+    assert resp.status_code == 413
+    assert resp.json()["error"]["details"] == {"max_bytes": 4096}
+
+    async def small() -> Any:
+        yield json.dumps(note())[:50].encode()
+        yield json.dumps(note())[50:].encode()
+
+    resp = await app_client.post("/webhooks/mercadolibre", content=small())
+    assert resp.status_code == 200, resp.text
+    resp = await app_client.post(
+        "/webhooks/mercadolibre", content=b"{}", headers={"content-length": "-1"}
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "bad_request"
+    assert len(await events(app_settings)) == 1

@@ -1,0 +1,126 @@
+"""The inbox writer on both databases: group commits, and one bad notification in a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from conexapi.db import create_engine, create_sessionmaker
+from conexapi.models import Connection, Merchant, WebhookEvent
+from conexapi.settings import Settings
+from conexapi.webhooks.inbox import InboxItem, InboxWriter
+
+
+def item(n: int, *, payload: str | None = None, key: str | None = None) -> InboxItem:
+    body = {"_id": f"e{n}", "resource": f"/orders/{n}", "user_id": 1, "topic": "orders_v2"}
+    return InboxItem(
+        connector="mercadolibre",
+        dedupe_key=key or f"id:e{n}",
+        topic="orders_v2",
+        resource=f"/orders/{n}",
+        order_id=str(n),
+        account_id="1",
+        payload=payload or json.dumps(body, separators=(",", ":")),
+        ignore_reason=None,
+        correlation_id=f"req-{n}",
+    )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+async def database(
+    request: pytest.FixtureRequest,
+    settings_factory: Callable[..., Settings],
+    migrated_db: Callable[[str], Awaitable[str]],
+    sqlite_url: str,
+) -> Settings:
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("mariadb_url")
+    await migrated_db(url)
+    settings = settings_factory(database_url=url)
+    engine = create_engine(settings)
+    async with create_sessionmaker(engine)() as session:
+        merchant = Merchant(name="M", slug="m")
+        session.add(merchant)
+        await session.flush()
+        session.add(
+            Connection(
+                merchant_id=merchant.id,
+                connector="mercadolibre",
+                external_account_id="1",
+                display_name="s",
+            )
+        )
+        await session.commit()
+    await engine.dispose()
+    return settings
+
+
+async def test_a_batch_is_stored_as_sent_and_one_bad_item_fails_alone(database: Settings) -> None:
+    engine = create_engine(database)
+    writer = InboxWriter(engine, writers=1)
+    writer.start()
+    try:
+        # Queued together, so they are written as one batch. Two cannot be stored: one
+        # payload is not JSON (MariaDB's JSON column checks it), one key is not text the
+        # driver can encode. Only their senders see a failure.
+        bad = {3: item(3, payload="{not json"), 4: item(4, key="id:\ud800")}
+        tasks = [asyncio.ensure_future(writer.submit(bad.get(n) or item(n))) for n in range(7)]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        again = await writer.submit(item(1))
+    finally:
+        await writer.stop()
+    failed = [n for n, r in enumerate(results) if isinstance(r, BaseException)]
+    if database.database_url.startswith("sqlite"):
+        assert failed == [4]  # SQLite's JSON column is plain text
+    else:
+        assert failed == [3, 4]
+    assert again.duplicate is True
+    async with create_sessionmaker(engine)() as session:
+        keys = list(await session.scalars(select(WebhookEvent.dedupe_key)))
+        first = await session.scalar(select(WebhookEvent).where(WebhookEvent.dedupe_key == "id:e0"))
+        second = await session.scalar(
+            select(WebhookEvent).where(WebhookEvent.dedupe_key == "id:e1")
+        )
+    await engine.dispose()
+    assert sorted(keys) == [f"id:e{n}" for n in range(7) if n not in failed]
+    assert first is not None and second is not None
+    assert first.payload == {
+        "_id": "e0",
+        "resource": "/orders/0",
+        "user_id": 1,
+        "topic": "orders_v2",
+    }
+    assert (first.duplicate_count, second.duplicate_count) == (0, 1)
+    assert first.received_at <= datetime.now(UTC).replace(tzinfo=first.received_at.tzinfo)
+
+
+async def test_a_database_that_is_down_fails_the_batch_at_once(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    # Nothing listens on port 9: every sender gets the error, no one-by-one retries.
+    engine = create_async_engine("mysql+aiomysql://root@127.0.0.1:9/none", pool_pre_ping=True)
+    writer = InboxWriter(engine, writers=1)
+    attempts = 0
+    connect = writer._connect
+
+    async def counted() -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await connect()
+
+    writer._connect = counted  # type: ignore[method-assign]
+    writer.start()
+    try:
+        tasks = [asyncio.ensure_future(writer.submit(item(n))) for n in range(5)]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await writer.stop()
+        await engine.dispose()
+    assert all(isinstance(r, Exception) for r in results)
+    assert attempts == 1
