@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -38,16 +39,75 @@ def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
-    kwargs.update(pool_pre_ping=True, pool_recycle=settings.db_pool_recycle)
+    kwargs.update(pool_recycle=settings.db_pool_recycle)
     if pool:
         kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     else:
         kwargs["poolclass"] = NullPool
-    if url.startswith(("mysql", "mariadb")):
+    mysql = url.startswith(("mysql", "mariadb"))
+    if mysql:
         # READ COMMITTED: fewer gap locks on the inbox's unique key under concurrent inserts.
         kwargs["isolation_level"] = "READ COMMITTED"
         kwargs["connect_args"] = {"charset": "utf8mb4"}
-    return create_async_engine(url, **kwargs)
+        kwargs["pool_reset_on_return"] = None  # see rollback_only_when_open
+    engine = create_async_engine(url, **kwargs)
+    if mysql:
+        rollback_only_when_open(engine)
+    if pool:
+        ping_when_idle(engine, settings.db_ping_idle_seconds)
+    return engine
+
+
+def rollback_only_when_open(engine: AsyncEngine) -> None:
+    """Reset a connection returned to the pool with a ROLLBACK only if it needs one.
+
+    The pool's default reset sends ROLLBACK on every return, even right after a COMMIT:
+    a round trip per transaction for nothing. MariaDB says in every OK packet whether a
+    transaction is open (``SERVER_STATUS_IN_TRANS``); a connection returned with one
+    open (an error between statements, a cancelled task) is still rolled back. This is
+    SQLAlchemy's documented custom reset scheme (``pool_reset_on_return=None`` plus the
+    ``reset`` event).
+    """
+
+    @event.listens_for(engine.sync_engine.pool, "reset")
+    def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+        if state.terminate_only or state.transaction_was_reset or not state.asyncio_safe:
+            return
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        in_transaction = getattr(driver, "get_transaction_status", None)
+        if in_transaction is not None and not in_transaction():
+            return
+        dbapi_connection.rollback()
+
+
+def ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, paid only after a pause.
+
+    ``pool_pre_ping`` pings at every checkout: a round trip per transaction, which on a
+    busy worker is a tenth of its statements. Here a connection is pinged only when it
+    has been back in the pool for ``idle_seconds`` or more; one that fails the ping is
+    replaced before anyone uses it (the pool's documented ``DisconnectionError`` retry).
+    A connection that breaks while in steady use fails its statement, is invalidated
+    with the rest of the pool, and the caller's retry gets a fresh one.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # new, or back from use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("idle connection failed its ping")
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

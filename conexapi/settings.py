@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     #: Seconds a pooled MariaDB connection lives; below the server's wait_timeout (28800 s).
     db_pool_recycle: int = 1800
+    #: A pooled MariaDB connection idle for longer than this is pinged before use (and
+    #: replaced if the server is gone); one in steady use is not, which saves a round trip
+    #: per transaction. 0 pings at every checkout.
+    db_ping_idle_seconds: float = 10.0
     #: Pooled MariaDB connections per process, and extra ones allowed under load.
     db_pool_size: int = 10
     db_max_overflow: int = 10
@@ -78,6 +82,10 @@ class Settings(BaseSettings):
     #: Runs one worker process executes at once on its event loop (they mostly wait on
     #: the marketplace and the ERP).
     worker_runs_per_process: int = 20
+    #: For how long one job, once its own events are started, keeps filling its free run
+    #: slots with the oldest events still waiting in the inbox (0: only its own). Keeps
+    #: every process busy however the notifications were grouped into jobs.
+    worker_take_more_seconds: float = 30.0
     #: Redis visibility timeout; no countdown may exceed it (long waits live in the database).
     broker_visibility_timeout: int = 3600
     #: How often beat runs the sweeper (requeues events and stalled runs).

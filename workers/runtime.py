@@ -26,11 +26,24 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (as uvicorn does for the API), else asyncio's own.
+
+    A worker's loop spends most of its CPU in socket reads and writes to MariaDB, Redis
+    and the upstream APIs; uvloop does those in C.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         try:
             self.resources: Resources = self.loop.run_until_complete(open_resources(settings))
         except BaseException:

@@ -54,7 +54,12 @@ def process_event(*event_ids: int) -> None:
     from conexapi.sync.runner import process_events
 
     async def _run(res: Resources) -> None:
-        await process_events(SyncContext.of(res), event_ids, res.settings.worker_runs_per_process)
+        await process_events(
+            SyncContext.of(res),
+            event_ids,
+            res.settings.worker_runs_per_process,
+            take_more_for=res.settings.worker_take_more_seconds,
+        )
 
     get_runtime().run(_run)
 

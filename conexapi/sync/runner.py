@@ -31,6 +31,7 @@ from conexapi.models import (
     ACTIVE_RUN_STATUSES,
     Connection,
     ConnectionStatus,
+    EventStatus,
     Mapping,
     OrderState,
     OrderSync,
@@ -38,6 +39,7 @@ from conexapi.models import (
     PipelineStatus,
     RunStatus,
     SyncRun,
+    WebhookEvent,
     utcnow,
 )
 from conexapi.pipelines.schemas import PipelineSettings
@@ -103,6 +105,10 @@ def colombia_today() -> date:
     return datetime.now(COLOMBIA).date()
 
 
+#: Built once: an alias made per query costs more CPU than the query's round trip.
+_SOURCE, _TARGET = aliased(Connection, name="source"), aliased(Connection, name="target")
+
+
 async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
     now = utcnow()
     deadline = heartbeat_deadline(now, ctx.res.settings.run_heartbeat_timeout_seconds)
@@ -126,16 +132,21 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
             if run is None:
                 return "missing"
             return "busy" if run.status == RunStatus.running else "finished"
-        run = await s.get(SyncRun, run_id, populate_existing=True)
-        assert run is not None
-        order = await s.get(OrderSync, run.order_sync_id, with_for_update=True)
-        assert order is not None
-        source_t, target_t = aliased(Connection), aliased(Connection)
+        # The run (locked by the UPDATE above) and its order, locked, in one round trip.
+        run, order = (
+            await s.execute(
+                select(SyncRun, OrderSync)
+                .join(OrderSync, OrderSync.id == SyncRun.order_sync_id)
+                .where(SyncRun.id == run_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).one()
         row = (
             await s.execute(
-                select(Pipeline, source_t, target_t)
-                .join(source_t, source_t.id == Pipeline.source_connection_id)
-                .join(target_t, target_t.id == Pipeline.target_connection_id)
+                select(Pipeline, _SOURCE, _TARGET)
+                .join(_SOURCE, _SOURCE.id == Pipeline.source_connection_id)
+                .join(_TARGET, _TARGET.id == Pipeline.target_connection_id)
                 .where(Pipeline.id == order.pipeline_id)
             )
         ).one()
@@ -364,9 +375,15 @@ def _classify(exc: Exception) -> Outcome:
 async def _finish(ctx: SyncContext, c: Claimed, out: Outcome, upstream: list[str]) -> None:
     now = utcnow()
     async with unit_of_work(ctx.res.sessionmaker) as s:
-        order = await s.get(OrderSync, c.order_sync_id, with_for_update=True)
-        run = await s.get(SyncRun, c.run_id, populate_existing=True)
-        assert order is not None and run is not None
+        run, order = (
+            await s.execute(
+                select(SyncRun, OrderSync)
+                .join(OrderSync, OrderSync.id == SyncRun.order_sync_id)
+                .where(SyncRun.id == c.run_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).one()
         if run.status != RunStatus.running or run.worker != worker_name():
             log.warning("run_taken_over", run_id=run.id)
             return
@@ -445,7 +462,13 @@ async def execute_run(ctx: SyncContext, run_id: int) -> str:
     return str(outcome.run_status)
 
 
-async def process_events(ctx: SyncContext, event_ids: Sequence[int], concurrency: int) -> None:
+async def process_events(
+    ctx: SyncContext,
+    event_ids: Sequence[int],
+    concurrency: int,
+    *,
+    take_more_for: float = 0.0,
+) -> None:
     """Inbox events → runs, run here and now, many at once on this process's loop.
 
     Each event is ingested in its own unit of work, then every run it produced, and every
@@ -454,20 +477,35 @@ async def process_events(ctx: SyncContext, event_ids: Sequence[int], concurrency
     on the marketplace and the ERP, instead of one. A run another worker holds is left to
     it (``busy``); a run whose worker died is taken over once its heartbeat is stale, by
     a redelivery or by the sweeper.
+
+    For ``take_more_for`` seconds, whenever a third of the ``concurrency`` slots are free,
+    the oldest events still waiting in the inbox are taken too (an event another worker is
+    ingesting is skipped): however the API grouped notifications into jobs, and however
+    few arrive at a time, a process keeps its slots full while there is work. The job's
+    message is acknowledged when all of it is done; if the process dies first, the runs
+    it took are in the database and the sweeper hands them on.
     """
-    gate = asyncio.Semaphore(max(concurrency, 1))
+    slots = max(concurrency, 1)
+    gate = asyncio.Semaphore(slots)
 
     async def one(run_id: int) -> None:
         async with gate:
             await execute_run(ctx, run_id)
 
     started: dict[int, asyncio.Task[None]] = {}
+
+    async def ingest(event_id: int, *, skip_locked: bool = False) -> None:
+        async with unit_of_work(ctx.res.sessionmaker) as session:
+            run_ids = await ingest_event(
+                session, event_id, send_jobs=False, skip_locked=skip_locked
+            )
+        for run_id in run_ids:
+            if run_id not in started:
+                started[run_id] = asyncio.create_task(one(run_id))
+
     # Each run starts as soon as its event is in: ingesting the rest overlaps its waits.
     for event_id in event_ids:
-        async with unit_of_work(ctx.res.sessionmaker) as session:
-            run_ids = await ingest_event(session, event_id, send_jobs=False)
-        for run_id in run_ids:
-            started[run_id] = asyncio.create_task(one(run_id))
+        await ingest(event_id)
     async with ctx.res.sessionmaker() as session:
         waiting = await session.scalars(
             select(SyncRun.id).where(
@@ -478,11 +516,44 @@ async def process_events(ctx: SyncContext, event_ids: Sequence[int], concurrency
         for run_id in waiting:
             if run_id not in started:
                 started[run_id] = asyncio.create_task(one(run_id))
+
+    refused: set[int] = set()  # events taken here whose ingestion failed: not again
+    until = time.monotonic() + take_more_for
+    refill = max(slots // 3, 1)
+    while True:
+        pending = [t for t in started.values() if not t.done()]
+        free = slots - len(pending)
+        if free >= refill and time.monotonic() < until:
+            for event_id in await _waiting_events(ctx, free, refused):
+                try:
+                    await ingest(event_id, skip_locked=True)
+                except Exception as exc:  # it stays in the inbox for its own job, the sweeper
+                    refused.add(event_id)
+                    log.warning("event_take_failed", event_id=event_id, error=str(exc))
+            pending = [t for t in started.values() if not t.done()]
+        if not pending:
+            break
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+
     results = await asyncio.gather(*started.values(), return_exceptions=True)
     for run_id, result in zip(started, results, strict=True):
         if isinstance(result, BaseException):
             # The run stays claimed; its heartbeat stops and the sweeper takes it over.
             log.error("run_crashed", run_id=run_id, error=repr(result))
+
+
+async def _waiting_events(ctx: SyncContext, limit: int, refused: set[int]) -> list[int]:
+    """The oldest inbox events not yet turned into runs (but ``refused``)."""
+    query = (
+        select(WebhookEvent.id)
+        .where(WebhookEvent.status.in_((EventStatus.received, EventStatus.queued)))
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    if refused:
+        query = query.where(WebhookEvent.id.not_in(refused))
+    async with ctx.res.sessionmaker() as session:
+        return list(await session.scalars(query))
 
 
 __all__ = ["execute_run", "process_events"]

@@ -107,13 +107,16 @@ async def request_sync(
 
 
 async def ingest_event(
-    session: AsyncSession, event_id: int, *, send_jobs: bool = True
+    session: AsyncSession, event_id: int, *, send_jobs: bool = True, skip_locked: bool = False
 ) -> list[int]:
     """Turn an inbox event into runs for every pipeline fed by its account.
 
     With ``send_jobs=False`` the caller runs them itself (see ``runner.process_events``).
+    With ``skip_locked`` an event another worker is ingesting right now is left to it.
     """
-    event = await session.get(WebhookEvent, event_id, with_for_update=True)
+    event = await session.get(
+        WebhookEvent, event_id, with_for_update={"skip_locked": True} if skip_locked else True
+    )
     if event is None or event.status in (EventStatus.processed, EventStatus.ignored):
         return []
     now = utcnow()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -42,7 +44,7 @@ async def test_mariadb_engine_settings(
     settings = settings_factory(database_url=mariadb_url)
     engine = create_engine(settings)
     try:
-        assert engine.pool._pre_ping is True
+        assert engine.pool._pre_ping is False  # pinged only after a pause (next test)
         assert engine.pool._recycle == settings.db_pool_recycle
         async with engine.connect() as conn:
             wait_timeout = (await conn.exec_driver_sql("SELECT @@wait_timeout")).scalar()
@@ -52,6 +54,66 @@ async def test_mariadb_engine_settings(
         assert settings.db_pool_recycle < int(str(wait_timeout))
         assert isolation == "READ-COMMITTED"
         assert charset == "utf8mb4"
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.mariadb
+async def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(
+    settings_factory: Callable[..., Settings], mariadb_url: str
+) -> None:
+    settings = settings_factory(database_url=mariadb_url, db_ping_idle_seconds=0.2)
+    engine = create_engine(settings)
+    killer = create_engine(settings, pool=False)
+    try:
+        async with engine.connect() as conn:
+            first = (await conn.exec_driver_sql("SELECT CONNECTION_ID()")).scalar()
+        async with killer.connect() as conn:
+            await conn.exec_driver_sql(f"KILL CONNECTION {int(str(first))}")
+        await asyncio.sleep(0.3)  # idle for longer than the setting: pinged at checkout
+        async with engine.connect() as conn:
+            second = (await conn.exec_driver_sql("SELECT CONNECTION_ID()")).scalar()
+        assert second != first
+        # In steady use no ping is sent: the pooled connection answers straight away.
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT CONNECTION_ID()")).scalar() == second
+    finally:
+        await engine.dispose()
+        await killer.dispose()
+
+
+@pytest.mark.mariadb
+async def test_a_connection_goes_back_to_the_pool_rolled_back_only_if_it_must(
+    settings_factory: Callable[..., Settings], mariadb_url: str
+) -> None:
+    settings = settings_factory(database_url=mariadb_url, db_pool_size=1, db_max_overflow=0)
+    engine = create_engine(settings)
+
+    async def rollbacks(conn: Any) -> int:
+        row = (await conn.exec_driver_sql("SHOW SESSION STATUS LIKE 'Com_rollback'")).one()
+        return int(row[1])
+
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE t (n INT) ENGINE=InnoDB")
+        async with engine.connect() as conn:
+            before = await rollbacks(conn)
+            await conn.commit()
+        async with engine.begin() as conn:  # the same pooled connection (pool of one)
+            await conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        async with engine.connect() as conn:
+            # Two commits and two returns to the pool: no ROLLBACK was sent.
+            assert await rollbacks(conn) == before
+            # A transaction opened behind SQLAlchemy's back is still open at the return...
+            await conn.commit()
+            raw = await conn.get_raw_connection()
+            cursor = await raw.driver_connection.cursor()
+            await cursor.execute("INSERT INTO t VALUES (2)")
+            await cursor.close()
+        # ... and the pool rolled it back: only the committed row is there.
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT n FROM t")).scalars().all() == [1]
+            assert await rollbacks(conn) == before + 1
     finally:
         await engine.dispose()
 
