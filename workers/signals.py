@@ -10,6 +10,7 @@ from celery.signals import (
     setup_logging,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_init,
     worker_process_shutdown,
     worker_shutdown,
@@ -26,6 +27,25 @@ from workers.sender import CORRELATION_HEADER
 def _setup_logging(**_: Any) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.json_logs)
+
+
+@worker_init.connect
+def _preload(**_: Any) -> None:
+    """Import what the tasks use once, in the parent, before it forks its children.
+
+    Each child would otherwise import the sync, reconcile and connector modules (and scan
+    the connector entry points) on its first task: CPU spent again in every child, and
+    memory each keeps its own copy of instead of sharing the parent's pages.
+    """
+    import conexapi.connections.tokens
+    import conexapi.reconcile.housekeeping
+    import conexapi.reconcile.report
+    import conexapi.sync.context
+    import conexapi.sync.runner
+    import conexapi.sync.sweeper  # noqa: F401
+    from connectors.registry import all_connectors
+
+    all_connectors()  # loads every connector package
 
 
 @worker_process_init.connect

@@ -42,8 +42,8 @@ def probe(probe_id: str) -> None:
     get_runtime().run(_run)
 
 
-@app.task(name="conexapi.process_event", ignore_result=True)
-def process_event(*event_ids: int) -> None:
+@app.task(name="conexapi.process_event", bind=True, ignore_result=True)
+def process_event(self: Task, *event_ids: int) -> None:
     """Inbox events become runs, executed concurrently in this process.
 
     The API sends the events of one inbox commit together; each event has its own unit of
@@ -53,12 +53,19 @@ def process_event(*event_ids: int) -> None:
     from conexapi.sync.context import SyncContext
     from conexapi.sync.runner import process_events
 
+    info = self.request.delivery_info
+    # Unknown (an eager call, another broker): assume the worst.
+    redelivered = bool(info.get("redelivered", True)) if info else True
+
     async def _run(res: Resources) -> None:
         await process_events(
             SyncContext.of(res),
             event_ids,
             res.settings.worker_runs_per_process,
             take_more_for=res.settings.worker_take_more_seconds,
+            # Only a redelivered job (its worker died) looks for its events' runs left
+            # behind; the sweeper finds them too, later.
+            redelivered=redelivered,
         )
 
     get_runtime().run(_run)

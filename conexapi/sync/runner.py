@@ -14,10 +14,12 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -25,13 +27,12 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from conexapi.db import unit_of_work
+from conexapi.db import in_unit_of_work, unit_of_work
 from conexapi.kit.context import collect_upstream_ids
 from conexapi.models import (
     ACTIVE_RUN_STATUSES,
     Connection,
     ConnectionStatus,
-    EventStatus,
     Mapping,
     OrderState,
     OrderSync,
@@ -39,18 +40,26 @@ from conexapi.models import (
     PipelineStatus,
     RunStatus,
     SyncRun,
-    WebhookEvent,
     utcnow,
 )
 from conexapi.pipelines.schemas import PipelineSettings
 from conexapi.sync.context import ReauthRequired, SyncContext
 from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings, map_invoice
 from conexapi.sync.policy import Decision, decide
-from conexapi.sync.service import backoff, heartbeat_deadline, ingest_event, request_sync
+from conexapi.sync.service import (
+    backoff,
+    heartbeat_deadline,
+    ingest_events,
+    request_sync,
+    take_events,
+)
 from connectors.errors import AuthError, ConnectorError, TransientError
 from connectors.models import ErpCredentials, Order
 
 log = structlog.get_logger(__name__)
+
+#: Events ingested in one unit of work (a job's own, in slices of this size).
+INGEST_BATCH = 25
 
 COLOMBIA = timezone(timedelta(hours=-5), "America/Bogota")  # no daylight saving time
 
@@ -468,68 +477,68 @@ async def process_events(
     concurrency: int,
     *,
     take_more_for: float = 0.0,
+    redelivered: bool = True,
 ) -> None:
     """Inbox events → runs, run here and now, many at once on this process's loop.
 
-    Each event is ingested in its own unit of work, then every run it produced, and every
-    run of these events still waiting (this job may be a redelivery after a worker died),
-    executes concurrently: a worker process keeps many orders in flight while each waits
-    on the marketplace and the ERP, instead of one. A run another worker holds is left to
-    it (``busy``); a run whose worker died is taken over once its heartbeat is stale, by
-    a redelivery or by the sweeper.
+    The job's events are ingested together in one unit of work, and the runs they produce
+    execute concurrently: a worker process keeps many orders in flight while each waits on
+    the marketplace and the ERP, instead of one. Events another worker holds are left to
+    it. When the job may be a redelivery (its worker died), the runs of its events still
+    active are executed too; a run another worker holds is left to it (``busy``), one
+    whose worker died is taken over once its heartbeat is stale.
 
     For ``take_more_for`` seconds, whenever a third of the ``concurrency`` slots are free,
-    the oldest events still waiting in the inbox are taken too (an event another worker is
-    ingesting is skipped): however the API grouped notifications into jobs, and however
-    few arrive at a time, a process keeps its slots full while there is work. The job's
-    message is acknowledged when all of it is done; if the process dies first, the runs
-    it took are in the database and the sweeper hands them on.
+    the oldest events still waiting in the inbox are taken too, in the same way: however
+    the API grouped notifications into jobs, and however few arrive at a time, a process
+    keeps its slots full while there is work. The job's message is acknowledged when all
+    of it is done; if the process dies first, the runs it took are in the database and
+    the sweeper hands them on.
     """
     slots = max(concurrency, 1)
     gate = asyncio.Semaphore(slots)
+    started: dict[int, asyncio.Task[None]] = {}
 
     async def one(run_id: int) -> None:
         async with gate:
             await execute_run(ctx, run_id)
 
-    started: dict[int, asyncio.Task[None]] = {}
-
-    async def ingest(event_id: int, *, skip_locked: bool = False) -> None:
-        async with unit_of_work(ctx.res.sessionmaker) as session:
-            run_ids = await ingest_event(
-                session, event_id, send_jobs=False, skip_locked=skip_locked
-            )
+    def start(run_ids: Iterable[int]) -> None:
         for run_id in run_ids:
             if run_id not in started:
                 started[run_id] = asyncio.create_task(one(run_id))
 
-    # Each run starts as soon as its event is in: ingesting the rest overlaps its waits.
-    for event_id in event_ids:
-        await ingest(event_id)
-    async with ctx.res.sessionmaker() as session:
-        waiting = await session.scalars(
-            select(SyncRun.id).where(
-                SyncRun.webhook_event_id.in_(list(event_ids)),
-                SyncRun.status.in_(ACTIVE_RUN_STATUSES),
-            )
-        )
-        for run_id in waiting:
-            if run_id not in started:
-                started[run_id] = asyncio.create_task(one(run_id))
+    async def take(session: AsyncSession, **which: Any) -> list[int]:
+        events = await take_events(session, **which)
+        return await ingest_events(session, events, send_jobs=False) if events else []
 
-    refused: set[int] = set()  # events taken here whose ingestion failed: not again
+    for i in range(0, len(event_ids), INGEST_BATCH):
+        ids = event_ids[i : i + INGEST_BATCH]
+        start(await in_unit_of_work(ctx.res.sessionmaker, partial(take, ids=ids)))
+    if redelivered:
+        async with ctx.res.sessionmaker() as session:
+            start(
+                await session.scalars(
+                    select(SyncRun.id).where(
+                        SyncRun.webhook_event_id.in_(list(event_ids)),
+                        SyncRun.status.in_(ACTIVE_RUN_STATUSES),
+                    )
+                )
+            )
+
     until = time.monotonic() + take_more_for
     refill = max(slots // 3, 1)
     while True:
         pending = [t for t in started.values() if not t.done()]
         free = slots - len(pending)
         if free >= refill and time.monotonic() < until:
-            for event_id in await _waiting_events(ctx, free, refused):
-                try:
-                    await ingest(event_id, skip_locked=True)
-                except Exception as exc:  # it stays in the inbox for its own job, the sweeper
-                    refused.add(event_id)
-                    log.warning("event_take_failed", event_id=event_id, error=str(exc))
+            try:
+                taken = await in_unit_of_work(ctx.res.sessionmaker, partial(take, limit=free))
+            except Exception as exc:  # they stay in the inbox for their own jobs, the sweeper
+                log.warning("events_take_failed", error=str(exc))
+                until = 0.0
+            else:
+                start(taken)
             pending = [t for t in started.values() if not t.done()]
         if not pending:
             break
@@ -540,20 +549,6 @@ async def process_events(
         if isinstance(result, BaseException):
             # The run stays claimed; its heartbeat stops and the sweeper takes it over.
             log.error("run_crashed", run_id=run_id, error=repr(result))
-
-
-async def _waiting_events(ctx: SyncContext, limit: int, refused: set[int]) -> list[int]:
-    """The oldest inbox events not yet turned into runs (but ``refused``)."""
-    query = (
-        select(WebhookEvent.id)
-        .where(WebhookEvent.status.in_((EventStatus.received, EventStatus.queued)))
-        .order_by(WebhookEvent.id)
-        .limit(limit)
-    )
-    if refused:
-        query = query.where(WebhookEvent.id.not_in(refused))
-    async with ctx.res.sessionmaker() as session:
-        return list(await session.scalars(query))
 
 
 __all__ = ["execute_run", "process_events"]
