@@ -11,7 +11,7 @@ def main() -> None:
     parser.add_argument("which", nargs="?", default="all", choices=["ingest", "e2e", "all"])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=300.0)
-    parser.add_argument("--orders", type=int, default=600)
+    parser.add_argument("--orders", type=int, default=1200)
     parser.add_argument("--workers", type=int, default=8, help="worker processes (e2e)")
     parser.add_argument("--runs-per-worker", type=int, default=12, help="runs in flight each")
     parser.add_argument("--json", action="store_true", help="print the raw figures too")

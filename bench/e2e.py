@@ -247,6 +247,7 @@ def run(orders: int = 600, workers: int = 8, runs_per_worker: int = 12) -> dict[
                 "api": cpu_seconds(api.pid),
                 "worker": cpu_seconds(worker.pid),
                 "sandboxes": cpu_seconds(sandboxes.pid),
+                "database": _database_cpu(),
             }
             started = time.perf_counter()
             asyncio.run(_post_notifications(api_url, ids, SELLER_ID, APP_ID))
@@ -262,6 +263,7 @@ def run(orders: int = 600, workers: int = 8, runs_per_worker: int = 12) -> dict[
                 "api": cpu_seconds(api.pid),
                 "worker": cpu_seconds(worker.pid),
                 "sandboxes": cpu_seconds(sandboxes.pid),
+                "database": _database_cpu(),
             }
     (invoices,) = _count(
         "SELECT COUNT(DISTINCT erp_document_id) FROM order_syncs WHERE erp_document_id IS NOT NULL"
@@ -288,8 +290,25 @@ def run(orders: int = 600, workers: int = 8, runs_per_worker: int = 12) -> dict[
         "sandbox_cpu_ms_per_order": round(
             (cpu1["sandboxes"] - cpu0["sandboxes"]) / max(done, 1) * 1000, 1
         ),
+        "database_cpu_ms_per_order": (
+            round((cpu1["database"] - cpu0["database"]) / max(done, 1) * 1000, 1)
+            if cpu0["database"] is not None and cpu1["database"] is not None
+            else None
+        ),
         "logs": str(logs),
     }
+
+
+def _database_cpu() -> float | None:
+    """MariaDB's CPU seconds when it runs on this machine (None when it does not)."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() in ("mariadbd", "mysqld"):
+                    return cpu_seconds(int(proc.name))
+            except OSError:
+                continue
+    return None
 
 
 def print_report(r: dict[str, Any]) -> None:
@@ -312,4 +331,6 @@ def print_report(r: dict[str, Any]) -> None:
         f"(API {r['api_cpu_ms_per_order']} ms + workers {r['worker_cpu_ms_per_order']} ms; "
         f"sandboxes {r['sandbox_cpu_ms_per_order']} ms)"
     )
+    if r["database_cpu_ms_per_order"] is not None:
+        print(f"  MariaDB CPU per order: {r['database_cpu_ms_per_order']} ms")
     print(json.dumps({k: r[k] for k in ("orders_per_s", "baseline_orders_per_s", "ratio")}))
