@@ -18,6 +18,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import structlog
@@ -281,16 +282,19 @@ class InboxWriter:
                     "received_at": now,
                 }
             )
-        result = await conn.execute(
-            self._insert_ignoring_duplicates(conn).returning(
-                RAW_EVENTS_T.c.id,
-                RAW_EVENTS_T.c.connector,
-                RAW_EVENTS_T.c.dedupe_key,
-                RAW_EVENTS_T.c.status,
-            ),
-            new_rows,
-        )
-        created = {(r.connector, r.dedupe_key): (r.id, r.status) for r in result}
+        if conn.dialect.name in ("mysql", "mariadb"):
+            created = await _insert_mariadb(conn, new_rows)
+        else:
+            result = await conn.execute(
+                self._insert_ignoring_duplicates(conn).returning(
+                    RAW_EVENTS_T.c.id,
+                    RAW_EVENTS_T.c.connector,
+                    RAW_EVENTS_T.c.dedupe_key,
+                    RAW_EVENTS_T.c.status,
+                ),
+                new_rows,
+            )
+            created = {(r.connector, r.dedupe_key): (r.id, r.status) for r in result}
         # Keys not inserted were there already (retries, duplicates): count them, no job.
         existing: dict[tuple[str, str], tuple[int, str]] = {}
         missing = {k for k in first_index if k not in created}
@@ -371,6 +375,55 @@ class InboxWriter:
                 )
         except Exception as exc:  # only bookkeeping: the sweeper tolerates a re-send
             log.warning("inbox_mark_queued_failed", error=str(exc))
+
+
+_INBOX_COLUMNS = (
+    "connector",
+    "dedupe_key",
+    "topic",
+    "resource",
+    "order_id",
+    "external_account_id",
+    "status",
+    "ignore_reason",
+    "payload",
+    "duplicate_count",
+    "correlation_id",
+    "received_at",
+)
+# Constant names; every value goes through the driver's escaping (see _insert_mariadb).
+_INSERT_MARIADB = (
+    f"INSERT IGNORE INTO {EVENTS_T.name} ({', '.join(_INBOX_COLUMNS)}) VALUES {{}} "  # noqa: S608
+    "RETURNING id, connector, dedupe_key, status"
+)
+
+
+async def _insert_mariadb(
+    conn: AsyncConnection, rows: list[dict[str, Any]]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """The batch's INSERT straight through the driver: its escaping, one statement.
+
+    The one statement of the product not built by SQLAlchemy, because it is the one run
+    for every notification: compiling and binding a multi-row insert through the ORM's
+    table cost a quarter of the endpoint's CPU. The columns and values are the same as
+    the SQLite path's (the inbox tests run both); times are naive UTC as ``UTCDateTime``
+    stores them, the payload the text received.
+    """
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    escape = driver.escape
+    values = []
+    for row in rows:
+        row = dict(row, received_at=row["received_at"].astimezone(UTC).replace(tzinfo=None))
+        row["status"] = str(row["status"])
+        values.append("(" + ",".join([escape(row[c]) for c in _INBOX_COLUMNS]) + ")")
+    cursor = await driver.cursor()
+    try:
+        await cursor.execute(_INSERT_MARIADB.format(",".join(values)))
+        found = await cursor.fetchall()
+    finally:
+        await cursor.close()
+    return {(connector, key): (int(id_), status) for id_, connector, key, status in found}
 
 
 def _refused(exc: BaseException) -> bool:

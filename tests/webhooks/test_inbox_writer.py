@@ -17,6 +17,9 @@ from conexapi.models import Connection, Merchant, WebhookEvent
 from conexapi.settings import Settings
 from conexapi.webhooks.inbox import InboxItem, InboxWriter
 
+#: Quotes, backslashes, a NUL, non-ASCII and an attempt at closing the statement.
+NASTY = "it's \\ \"quoted\" \x00 ñandú 🎉 '); DROP TABLE webhook_events; -- %s {}"
+
 
 def item(n: int, *, payload: str | None = None, key: str | None = None) -> InboxItem:
     body = {"_id": f"e{n}", "resource": f"/orders/{n}", "user_id": 1, "topic": "orders_v2"}
@@ -70,6 +73,8 @@ async def test_a_batch_is_stored_as_sent_and_one_bad_item_fails_alone(database: 
         # payload is not JSON (MariaDB's JSON column checks it), one key is not text the
         # driver can encode. Only their senders see a failure.
         bad = {3: item(3, payload="{not json"), 4: item(4, key="id:\ud800")}
+        nasty = json.dumps({"note": NASTY, "resource": "/orders/5"}, ensure_ascii=False)
+        bad[5] = item(5, payload=nasty, key=f"id:{NASTY}"[:190])
         tasks = [asyncio.ensure_future(writer.submit(bad.get(n) or item(n))) for n in range(7)]
         results = await asyncio.gather(*tasks, return_exceptions=True)
         again = await writer.submit(item(1))
@@ -87,9 +92,15 @@ async def test_a_batch_is_stored_as_sent_and_one_bad_item_fails_alone(database: 
         second = await session.scalar(
             select(WebhookEvent).where(WebhookEvent.dedupe_key == "id:e1")
         )
+        nasty_row = await session.scalar(
+            select(WebhookEvent).where(WebhookEvent.dedupe_key == f"id:{NASTY}"[:190])
+        )
     await engine.dispose()
-    assert sorted(keys) == [f"id:e{n}" for n in range(7) if n not in failed]
+    assert sorted(keys) == sorted(
+        f"id:{NASTY}"[:190] if n == 5 else f"id:e{n}" for n in range(7) if n not in failed
+    )
     assert first is not None and second is not None
+    assert nasty_row is not None and nasty_row.payload == {"note": NASTY, "resource": "/orders/5"}
     assert first.payload == {
         "_id": "e0",
         "resource": "/orders/0",
