@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -150,8 +151,10 @@ class BodySizeLimitMiddleware:
         await send_json(send, status, body)
 
 
-async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    raw = json.dumps(body).encode()
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    raw = json.dumps(body, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
@@ -159,6 +162,7 @@ async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(raw)).encode()),
+                *headers,
             ],
         }
     )

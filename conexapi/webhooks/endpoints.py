@@ -33,7 +33,7 @@ from conexapi.kit.context import (
     set_request_id,
 )
 from conexapi.kit.errors import AppError, BadRequest, NotFound, ServiceUnavailable, envelope
-from conexapi.kit.middleware import LATENCY, REQUESTS
+from conexapi.kit.middleware import LATENCY, REQUESTS, send_json
 from conexapi.kit.resources import Resources
 from conexapi.webhooks.inbox import InboxItem, InboxWriter
 from connectors.base import InboundRequest, MarketplaceConnector
@@ -187,7 +187,7 @@ class WebhookFastPath:
             log.exception("unhandled_error", path=scope["path"], method="POST")
             answer = envelope("internal_error", "An internal error occurred; it has been logged.")
         try:
-            await _send_json(send, status, answer, rid)
+            await send_json(send, status, answer, [(b"x-request-id", rid.encode())])
         finally:
             counter = self._requests.get(status)
             if counter is None:
@@ -249,19 +249,3 @@ class WebhookFastPath:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, body: dict[str, Any], rid: str) -> None:
-    raw = json.dumps(body, separators=(",", ":")).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(raw)).encode()),
-                (b"x-request-id", rid.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": raw})

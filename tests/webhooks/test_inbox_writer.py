@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from conexapi.db import create_engine, create_sessionmaker
-from conexapi.models import Connection, Merchant, WebhookEvent
+from conexapi.models import WebhookEvent
 from conexapi.settings import Settings
 from conexapi.webhooks.inbox import InboxItem, InboxWriter
+from tests.webhooks.support import link_seller
 
 #: Quotes, backslashes, a NUL, non-ASCII and an attempt at closing the statement.
 NASTY = "it's \\ \"quoted\" \x00 ñandú 🎉 '); DROP TABLE webhook_events; -- %s {}"
@@ -46,21 +47,7 @@ async def database(
     url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("mariadb_url")
     await migrated_db(url)
     settings = settings_factory(database_url=url)
-    engine = create_engine(settings)
-    async with create_sessionmaker(engine)() as session:
-        merchant = Merchant(name="M", slug="m")
-        session.add(merchant)
-        await session.flush()
-        session.add(
-            Connection(
-                merchant_id=merchant.id,
-                connector="mercadolibre",
-                external_account_id="1",
-                display_name="s",
-            )
-        )
-        await session.commit()
-    await engine.dispose()
+    await link_seller(settings, "1")
     return settings
 
 

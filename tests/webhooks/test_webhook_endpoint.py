@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from conexapi.db import create_engine, create_sessionmaker
 from conexapi.kit import jobs
-from conexapi.models import Connection, EventStatus, Merchant, WebhookEvent
+from conexapi.models import EventStatus, WebhookEvent
 from conexapi.settings import Settings
 from conexapi.webhooks.inbox import PROCESS_EVENT
+from tests.webhooks.support import link_seller
 
 APP_ID = "5503910054141466"
 SELLER = 468424240
@@ -28,21 +29,7 @@ async def app_settings(
 ) -> Settings:
     await migrated_db(sqlite_url)
     settings = settings_factory(mercadolibre_client_id=APP_ID, max_body_bytes=4096)
-    engine = create_engine(settings)
-    async with create_sessionmaker(engine)() as session:
-        merchant = Merchant(name="M", slug="m")
-        session.add(merchant)
-        await session.flush()
-        session.add(
-            Connection(
-                merchant_id=merchant.id,
-                connector="mercadolibre",
-                external_account_id=str(SELLER),
-                display_name="s",
-            )
-        )
-        await session.commit()
-    await engine.dispose()
+    await link_seller(settings, str(SELLER))
     return settings
 
 
