@@ -48,7 +48,7 @@ def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
     if mysql:
         # READ COMMITTED: fewer gap locks on the inbox's unique key under concurrent inserts.
         kwargs["isolation_level"] = "READ COMMITTED"
-        kwargs["connect_args"] = {"charset": "utf8mb4"}
+        kwargs["connect_args"] = {"charset": "utf8mb4", "connect_timeout": 10}
         kwargs["pool_reset_on_return"] = None  # see rollback_only_when_open
     engine = create_async_engine(url, **kwargs)
     if mysql:
@@ -87,8 +87,9 @@ def ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     busy worker is a tenth of its statements. Here a connection is pinged only when it
     has been back in the pool for ``idle_seconds`` or more; one that fails the ping is
     replaced before anyone uses it (the pool's documented ``DisconnectionError`` retry).
-    A connection that breaks while in steady use fails its statement, is invalidated
-    with the rest of the pool, and the caller's retry gets a fresh one.
+    A connection that breaks while in use fails its statement and is invalidated with
+    the rest of the pool, so only what was in flight at that moment fails (as it would
+    with a ping): a request gets a 503, a run is taken over by the sweeper.
     """
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect

@@ -106,6 +106,12 @@ class RedisSender:
 
 def sender_for(app: Celery, redis: Redis | None) -> JobSender:
     """The cheapest sender that speaks to ``app``'s broker."""
-    if redis is not None and str(app.conf.broker_url or "").startswith(("redis://", "rediss://")):
-        return RedisSender(app, redis)
-    return CelerySender(app)
+    direct = (
+        redis is not None
+        and str(app.conf.broker_url or "").startswith(("redis://", "rediss://"))
+        # What RedisSender does not reproduce: routing, key prefixes, priorities.
+        and not app.conf.task_routes
+        and not (app.conf.broker_transport_options or {}).get("global_keyprefix")
+        and app.conf.task_default_priority in (None, 0)
+    )
+    return RedisSender(app, redis) if direct and redis is not None else CelerySender(app)

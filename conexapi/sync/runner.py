@@ -512,19 +512,25 @@ async def process_events(
         events = await take_events(session, **which)
         return await ingest_events(session, events, send_jobs=False) if events else []
 
-    for i in range(0, len(event_ids), INGEST_BATCH):
-        ids = event_ids[i : i + INGEST_BATCH]
-        start(await in_unit_of_work(ctx.res.sessionmaker, partial(take, ids=ids)))
-    if redelivered:
-        async with ctx.res.sessionmaker() as session:
-            start(
-                await session.scalars(
-                    select(SyncRun.id).where(
-                        SyncRun.webhook_event_id.in_(list(event_ids)),
-                        SyncRun.status.in_(ACTIVE_RUN_STATUSES),
+    try:
+        for i in range(0, len(event_ids), INGEST_BATCH):
+            ids = event_ids[i : i + INGEST_BATCH]
+            start(await in_unit_of_work(ctx.res.sessionmaker, partial(take, ids=ids)))
+        if redelivered:
+            async with ctx.res.sessionmaker() as session:
+                start(
+                    await session.scalars(
+                        select(SyncRun.id).where(
+                            SyncRun.webhook_event_id.in_(list(event_ids)),
+                            SyncRun.status.in_(ACTIVE_RUN_STATUSES),
+                        )
                     )
                 )
-            )
+    except BaseException:
+        # The job fails (and its events wait for the sweeper), but the runs it started
+        # finish first: left on a loop nobody drives, they would freeze mid-call.
+        await asyncio.gather(*started.values(), return_exceptions=True)
+        raise
 
     until = time.monotonic() + take_more_for
     refill = max(slots // 3, 1)

@@ -143,17 +143,31 @@ async def ingest_event(
 async def take_events(
     session: AsyncSession, *, ids: Sequence[int] | None = None, limit: int = 0
 ) -> list[WebhookEvent]:
-    """Lock inbox events not yet turned into runs: ``ids`` among them, or the ``limit``
-    oldest. Events another transaction holds are skipped (``SKIP LOCKED``): that worker
-    is ingesting them, and will run them."""
-    query = select(WebhookEvent).where(
-        WebhookEvent.status.in_((EventStatus.received, EventStatus.queued))
-    )
+    """Lock inbox events not yet turned into runs.
+
+    ``ids``: a job's own events, waited for when another transaction holds them (the
+    API marking them queued, another worker ingesting them, after which they are no
+    longer waiting): a job never leaves its own events behind.
+
+    ``limit``: the oldest waiting events no other transaction holds (``SKIP LOCKED``),
+    for a worker with free slots. Chosen first without locks, then locked by primary
+    key, so that only those rows are locked, whatever plan sorts the waiting ones.
+    """
+    waiting = WebhookEvent.status.in_((EventStatus.received, EventStatus.queued))
     if ids is not None:
-        query = query.where(WebhookEvent.id.in_(list(ids)))
-    else:
-        query = query.order_by(WebhookEvent.id).limit(limit)
-    return list(await session.scalars(query.with_for_update(skip_locked=True)))
+        query = select(WebhookEvent).where(waiting, WebhookEvent.id.in_(list(ids)))
+        return list(await session.scalars(query.order_by(WebhookEvent.id).with_for_update()))
+    oldest = list(
+        await session.scalars(
+            select(WebhookEvent.id).where(waiting).order_by(WebhookEvent.id).limit(limit)
+        )
+    )
+    if not oldest:
+        return []
+    query = select(WebhookEvent).where(waiting, WebhookEvent.id.in_(oldest))
+    return list(
+        await session.scalars(query.order_by(WebhookEvent.id).with_for_update(skip_locked=True))
+    )
 
 
 async def ingest_events(

@@ -105,7 +105,11 @@ async def sweep(res: Resources) -> SweepReport:
         async with unit_of_work(res.sessionmaker) as session:
             await session.execute(
                 update(WebhookEvent)
-                .where(WebhookEvent.id.in_(event_ids))
+                .where(
+                    WebhookEvent.id.in_(event_ids),
+                    # One a worker ingested meanwhile stays processed.
+                    WebhookEvent.status.in_((EventStatus.received, EventStatus.queued)),
+                )
                 .values(status=EventStatus.queued, enqueued_at=now)
             )
     if run_ids and await jobs.send_now([jobs.Job(EXECUTE_RUN, (i,)) for i in run_ids]):

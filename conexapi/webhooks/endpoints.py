@@ -141,6 +141,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Disconnected(Exception):
+    pass
+
+
 class WebhookFastPath:
     """``POST /webhooks/<known connector>`` as plain ASGI; everything else goes to ``app``.
 
@@ -177,16 +181,22 @@ class WebhookFastPath:
         started = time.perf_counter()
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
-            headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
+            # The first of repeated headers, as the middleware reads X-Request-ID.
+            headers.setdefault(raw_name.decode("latin-1").lower(), raw_value.decode("latin-1"))
         rid = clean_request_id(headers.get("x-request-id"))
         token = set_request_id(rid)
         status = 500
         try:
-            status, answer = await self._handle(scope, receive, headers, *target)
-        except Exception:
-            log.exception("unhandled_error", path=scope["path"], method="POST")
-            answer = envelope("internal_error", "An internal error occurred; it has been logged.")
-        try:
+            try:
+                status, answer = await self._handle(scope, receive, headers, *target)
+            except _Disconnected:
+                status = 499  # nothing stored, nobody to answer (nginx's code for it)
+                return
+            except Exception:
+                log.exception("unhandled_error", path=scope["path"], method="POST")
+                answer = envelope(
+                    "internal_error", "An internal error occurred; it has been logged."
+                )
             await send_json(send, status, answer, [(b"x-request-id", rid.encode())])
         finally:
             counter = self._requests.get(status)
@@ -239,8 +249,8 @@ class WebhookFastPath:
         received = 0
         while True:
             message: Message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                break
+            if message["type"] != "http.request":  # the client went away mid-body
+                raise _Disconnected
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:

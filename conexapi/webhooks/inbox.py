@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ RAW_EVENTS_T = Table(
 LINKED_TTL_SECONDS = 30.0
 #: Events per job: few enough that the work spreads over the workers.
 EVENTS_PER_JOB = 25
+#: Payload bytes a batch stops growing at.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 EVENTS = Counter("conexapi_webhook_events_total", "Webhook notifications", ["connector", "outcome"])
 BATCH = Histogram(
@@ -147,11 +150,15 @@ class InboxWriter:
             while True:
                 first = await self._queue.get()
                 batch = [first]
-                while len(batch) < self.max_batch:
+                size = len(first[0].payload)
+                # Bounded in rows and in bytes (one statement must fit the server's
+                # max_allowed_packet, 16 MiB by default; a body may be 1 MiB).
+                while len(batch) < self.max_batch and size < MAX_BATCH_BYTES:
                     try:
                         batch.append(self._queue.get_nowait())
                     except asyncio.QueueEmpty:
                         break
+                    size += len(batch[-1][0].payload)
                 try:
                     conn = await self._write_batch(conn, batch)
                 finally:
@@ -221,6 +228,31 @@ class InboxWriter:
         for pending in to_enqueue:
             self._outbox.put_nowait(pending)
 
+    async def _insert(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], tuple[int, str]]:
+        """Insert the rows whose key is new; (connector, key) → (id, status) of those."""
+        if conn.dialect.name in ("mysql", "mariadb"):
+            try:
+                return await _insert_mariadb(conn, rows)
+            except DBAPIError as exc:
+                # One row's payload failed the JSON check (a batch that fails it is
+                # written again row by row): keep that body as text.
+                if len(rows) != 1 or _error_code(exc) != CONSTRAINT_FAILED:
+                    raise
+                log.warning("inbox_payload_kept_as_text", events=1)
+                return await _insert_mariadb(conn, [_as_text(rows[0])])
+        result = await conn.execute(
+            self._insert_ignoring_duplicates(conn).returning(
+                RAW_EVENTS_T.c.id,
+                RAW_EVENTS_T.c.connector,
+                RAW_EVENTS_T.c.dedupe_key,
+                RAW_EVENTS_T.c.status,
+            ),
+            rows,
+        )
+        return {(r.connector, r.dedupe_key): (r.id, r.status) for r in result}
+
     def _insert_ignoring_duplicates(self, conn: AsyncConnection) -> Insert:
         if conn.dialect.name == "sqlite":
             return sqlite_insert(RAW_EVENTS_T).on_conflict_do_nothing()
@@ -282,19 +314,7 @@ class InboxWriter:
                     "received_at": now,
                 }
             )
-        if conn.dialect.name in ("mysql", "mariadb"):
-            created = await _insert_mariadb(conn, new_rows)
-        else:
-            result = await conn.execute(
-                self._insert_ignoring_duplicates(conn).returning(
-                    RAW_EVENTS_T.c.id,
-                    RAW_EVENTS_T.c.connector,
-                    RAW_EVENTS_T.c.dedupe_key,
-                    RAW_EVENTS_T.c.status,
-                ),
-                new_rows,
-            )
-            created = {(r.connector, r.dedupe_key): (r.id, r.status) for r in result}
+        created = await self._insert(conn, new_rows)
         # Keys not inserted were there already (retries, duplicates): count them, no job.
         existing: dict[tuple[str, str], tuple[int, str]] = {}
         missing = {k for k in first_index if k not in created}
@@ -309,6 +329,14 @@ class InboxWriter:
                 ).where(or_(*conds))
             )
             existing = {(r.connector, r.dedupe_key): (r.id, r.status) for r in rows}
+            # Neither stored nor there: the database refused a value. The only one it
+            # judges is the payload (MariaDB's JSON check: nested deeper than 32, say),
+            # so those are stored again with the body kept as text.
+            refused = [r for r in new_rows if (r["connector"], r["dedupe_key"]) in missing]
+            refused = [r for r in refused if (r["connector"], r["dedupe_key"]) not in existing]
+            if refused:
+                log.warning("inbox_payload_kept_as_text", events=len(refused))
+                created.update(await self._insert(conn, [_as_text(r) for r in refused]))
         results: list[InboxResult | Exception] = []
         to_enqueue: list[tuple[int, str | None]] = []
         dup_counts: dict[int, int] = {}
@@ -403,8 +431,8 @@ async def _insert_mariadb(
 ) -> dict[tuple[str, str], tuple[int, str]]:
     """The batch's INSERT straight through the driver: its escaping, one statement.
 
-    The one statement of the product not built by SQLAlchemy, because it is the one run
-    for every notification: compiling and binding a multi-row insert through the ORM's
+    The one statement of the product not compiled by SQLAlchemy, because it is the one
+    run for every notification: compiling and binding a multi-row insert through the
     table cost a quarter of the endpoint's CPU. The columns and values are the same as
     the SQLite path's (the inbox tests run both); times are naive UTC as ``UTCDateTime``
     stores them, the payload the text received.
@@ -417,13 +445,27 @@ async def _insert_mariadb(
         row = dict(row, received_at=row["received_at"].astimezone(UTC).replace(tzinfo=None))
         row["status"] = str(row["status"])
         values.append("(" + ",".join([escape(row[c]) for c in _INBOX_COLUMNS]) + ")")
-    cursor = await driver.cursor()
-    try:
-        await cursor.execute(_INSERT_MARIADB.format(",".join(values)))
-        found = await cursor.fetchall()
-    finally:
-        await cursor.close()
-    return {(connector, key): (int(id_), status) for id_, connector, key, status in found}
+    # Executed by SQLAlchemy all the same (no parameters: nothing is formatted again), so
+    # a lost link is recognised, the connection invalidated and the batch not split.
+    result = await conn.exec_driver_sql(
+        _INSERT_MARIADB.format(",".join(values)), execution_options={"no_parameters": True}
+    )
+    found: list[Any] = list(result)
+    return {(r.connector, r.dedupe_key): (int(r.id), r.status) for r in found}
+
+
+#: MariaDB's "CONSTRAINT … failed" (the JSON column's validity check).
+CONSTRAINT_FAILED = 4025
+
+
+def _error_code(exc: DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", None)
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _as_text(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its body kept as a JSON string: valid JSON whatever the body was."""
+    return row | {"payload": json.dumps({"raw": row["payload"]})}
 
 
 def _refused(exc: BaseException) -> bool:
