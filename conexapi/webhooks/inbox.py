@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+import pymysql
 import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy import (
@@ -235,10 +236,10 @@ class InboxWriter:
         if conn.dialect.name in ("mysql", "mariadb"):
             try:
                 return await _insert_mariadb(conn, rows)
-            except DBAPIError as exc:
+            except Exception as exc:
                 # One row's payload failed the JSON check (a batch that fails it is
                 # written again row by row): keep that body as text.
-                if len(rows) != 1 or _error_code(exc) != CONSTRAINT_FAILED:
+                if len(rows) != 1 or _code(exc) != CONSTRAINT_FAILED:
                     raise
                 log.warning("inbox_payload_kept_as_text", events=1)
                 return await _insert_mariadb(conn, [_as_text(rows[0])])
@@ -445,21 +446,45 @@ async def _insert_mariadb(
         row = dict(row, received_at=row["received_at"].astimezone(UTC).replace(tzinfo=None))
         row["status"] = str(row["status"])
         values.append("(" + ",".join([escape(row[c]) for c in _INBOX_COLUMNS]) + ")")
-    # Executed by SQLAlchemy all the same (no parameters: nothing is formatted again), so
-    # a lost link is recognised, the connection invalidated and the batch not split.
-    result = await conn.exec_driver_sql(
-        _INSERT_MARIADB.format(",".join(values)), execution_options={"no_parameters": True}
-    )
-    found: list[Any] = list(result)
-    return {(r.connector, r.dedupe_key): (int(r.id), r.status) for r in found}
+    cursor = await driver.cursor()
+    try:
+        await cursor.execute(_INSERT_MARIADB.format(",".join(values)))
+        found = await cursor.fetchall()
+    except Exception as exc:
+        if _link_lost(exc):
+            # What SQLAlchemy does for the statements it runs: this connection is not
+            # used again, and the batch is not retried row by row.
+            await conn.invalidate()
+            raise LinkLost(str(exc)) from exc
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            await cursor.close()
+    return {(connector, key): (int(id_), status) for id_, connector, key, status in found}
+
+
+class LinkLost(Exception):
+    """The database connection broke during the inbox's INSERT."""
+
+
+#: Client errors for a connection that is gone: can't connect, server gone away, lost
+#: during the query, lost during the handshake.
+_LOST_LINK_CODES = frozenset({2003, 2006, 2013, 2055})
+
+
+def _link_lost(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | pymysql.err.InterfaceError):
+        return True
+    return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in _LOST_LINK_CODES
 
 
 #: MariaDB's "CONSTRAINT … failed" (the JSON column's validity check).
 CONSTRAINT_FAILED = 4025
 
 
-def _error_code(exc: DBAPIError) -> int | None:
-    args = getattr(exc.orig, "args", None)
+def _code(exc: BaseException) -> int | None:
+    """The server's or the client's error number (of the driver's error, if wrapped)."""
+    args = getattr(getattr(exc, "orig", None) or exc, "args", None)
     return args[0] if args and isinstance(args[0], int) else None
 
 
@@ -470,6 +495,8 @@ def _as_text(row: dict[str, Any]) -> dict[str, Any]:
 
 def _refused(exc: BaseException) -> bool:
     """The statement was refused, by the database or the driver, and not for a lost link."""
+    if isinstance(exc, LinkLost):
+        return False
     return not (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 

@@ -151,3 +151,51 @@ async def test_a_body_the_json_column_refuses_is_kept_as_text(database: Settings
     # MariaDB's check stops at 32 levels: the body is kept whole, as a JSON string.
     expected = {"raw": deep} if database.database_url.startswith("mysql") else json.loads(deep)
     assert stored["id:e1"] == stored["id:e9"] == expected
+
+
+@pytest.mark.mariadb
+async def test_a_lost_link_fails_the_batch_once_and_the_next_one_reconnects(
+    settings_factory: Callable[..., Settings],
+    migrated_db: Callable[[str], Awaitable[str]],
+    mariadb_url: str,
+) -> None:
+    await migrated_db(mariadb_url)
+    settings = settings_factory(database_url=mariadb_url)
+    await link_seller(settings, "1")
+    engine = create_engine(settings)
+    killer = create_engine(settings, pool=False)
+    writer = InboxWriter(engine, writers=1)
+    attempts = 0
+    connect = writer._connect
+
+    async def counted() -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await connect()
+
+    writer._connect = counted  # type: ignore[method-assign]
+    writer.start()
+    try:
+        await writer.submit(item(0))
+        # The server drops the writer's connection between two batches.
+        async with killer.connect() as conn:
+            ids = (
+                await conn.exec_driver_sql(
+                    "SELECT id FROM information_schema.processlist "
+                    "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+                )
+            ).scalars()
+            for thread in ids:
+                await conn.exec_driver_sql(f"KILL CONNECTION {int(thread)}")
+        tasks = [asyncio.ensure_future(writer.submit(item(n))) for n in (1, 2, 3)]
+        lost = await asyncio.gather(*tasks, return_exceptions=True)
+        again = await writer.submit(item(1))
+    finally:
+        await writer.stop()
+        await engine.dispose()
+        await killer.dispose()
+    # The senders of the batch in flight get the error (a 503: they retry); the batch
+    # is not written row by row over a dead link; the next batch reconnects once.
+    assert all(isinstance(r, Exception) for r in lost)
+    assert attempts == 2
+    assert again.duplicate is False
