@@ -113,5 +113,7 @@ def sender_for(app: Celery, redis: Redis | None) -> JobSender:
         and not app.conf.task_routes
         and not (app.conf.broker_transport_options or {}).get("global_keyprefix")
         and app.conf.task_default_priority in (None, 0)
+        and app.conf.task_serializer == "json"
+        and app.conf.task_protocol == 2
     )
     return RedisSender(app, redis) if direct and redis is not None else CelerySender(app)

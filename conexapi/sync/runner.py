@@ -33,6 +33,7 @@ from conexapi.models import (
     ACTIVE_RUN_STATUSES,
     Connection,
     ConnectionStatus,
+    EventStatus,
     Mapping,
     OrderState,
     OrderSync,
@@ -40,6 +41,7 @@ from conexapi.models import (
     PipelineStatus,
     RunStatus,
     SyncRun,
+    WebhookEvent,
     utcnow,
 )
 from conexapi.pipelines.schemas import PipelineSettings
@@ -527,9 +529,20 @@ async def process_events(
                     )
                 )
     except BaseException:
-        # The job fails (and its events wait for the sweeper), but the runs it started
-        # finish first: left on a loop nobody drives, they would freeze mid-call.
+        # The job fails, but the runs it started finish first: left on a loop nobody
+        # drives, they would freeze mid-call. Its events not ingested go back to
+        # "received", which the sweeper sends again at its next pass.
         await asyncio.gather(*started.values(), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with unit_of_work(ctx.res.sessionmaker) as session:
+                await session.execute(
+                    update(WebhookEvent)
+                    .where(
+                        WebhookEvent.id.in_(list(event_ids)),
+                        WebhookEvent.status == EventStatus.queued,
+                    )
+                    .values(status=EventStatus.received)
+                )
         raise
 
     until = time.monotonic() + take_more_for

@@ -64,8 +64,8 @@ RAW_EVENTS_T = Table(
 LINKED_TTL_SECONDS = 30.0
 #: Events per job: few enough that the work spreads over the workers.
 EVENTS_PER_JOB = 25
-#: Payload bytes a batch stops growing at.
-MAX_BATCH_BYTES = 4 * 1024 * 1024
+#: Payload characters a batch stops growing at (at most 8 MiB once encoded and escaped).
+MAX_BATCH_CHARS = 1024 * 1024
 
 EVENTS = Counter("conexapi_webhook_events_total", "Webhook notifications", ["connector", "outcome"])
 BATCH = Histogram(
@@ -152,9 +152,10 @@ class InboxWriter:
                 first = await self._queue.get()
                 batch = [first]
                 size = len(first[0].payload)
-                # Bounded in rows and in bytes (one statement must fit the server's
-                # max_allowed_packet, 16 MiB by default; a body may be 1 MiB).
-                while len(batch) < self.max_batch and size < MAX_BATCH_BYTES:
+                # Bounded in rows and in size: one statement must fit the server's
+                # max_allowed_packet (16 MiB by default), and a character may take four
+                # bytes, escaped two characters.
+                while len(batch) < self.max_batch and size < MAX_BATCH_CHARS:
                     try:
                         batch.append(self._queue.get_nowait())
                     except asyncio.QueueEmpty:
@@ -446,20 +447,22 @@ async def _insert_mariadb(
         row = dict(row, received_at=row["received_at"].astimezone(UTC).replace(tzinfo=None))
         row["status"] = str(row["status"])
         values.append("(" + ",".join([escape(row[c]) for c in _INBOX_COLUMNS]) + ")")
-    cursor = await driver.cursor()
+    cursor = None
     try:
+        cursor = await driver.cursor()
         await cursor.execute(_INSERT_MARIADB.format(",".join(values)))
         found = await cursor.fetchall()
     except Exception as exc:
-        if _link_lost(exc):
+        if _link_lost(exc) or driver.closed:
             # What SQLAlchemy does for the statements it runs: this connection is not
             # used again, and the batch is not retried row by row.
             await conn.invalidate()
             raise LinkLost(str(exc)) from exc
         raise
     finally:
-        with contextlib.suppress(Exception):
-            await cursor.close()
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                await cursor.close()
     return {(connector, key): (int(id_), status) for id_, connector, key, status in found}
 
 
@@ -467,14 +470,15 @@ class LinkLost(Exception):
     """The database connection broke during the inbox's INSERT."""
 
 
-#: Client errors for a connection that is gone: can't connect, server gone away, lost
-#: during the query, lost during the handshake.
-_LOST_LINK_CODES = frozenset({2003, 2006, 2013, 2055})
+#: Errors for a connection that is gone: can't connect, server gone away, lost during
+#: the query, commands out of sync, lost during the handshake, connection killed,
+#: disconnected for inactivity.
+_LOST_LINK_CODES = frozenset({1927, 2003, 2006, 2013, 2014, 2055, 4031})
 
 
 def _link_lost(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | pymysql.err.InterfaceError):
-        return True
+    if isinstance(exc, OSError | pymysql.err.InterfaceError | pymysql.err.InternalError):
+        return True  # InternalError: a broken packet stream, after which the driver closes
     return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in _LOST_LINK_CODES
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from conexapi.db import unit_of_work
@@ -56,3 +58,23 @@ async def test_a_job_takes_the_waiting_events_only_when_asked(tmp_path: Path) ->
         assert {o.state for o in orders.values()} == {OrderState.invoiced}
         assert len(await w.invoices()) == 7
         assert await w.run_count() == 7
+
+
+async def test_a_job_that_fails_to_ingest_hands_its_events_back_to_the_sweeper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conexapi.sync import runner
+
+    async with world(tmp_path) as w:
+        order_ids = await w.generate(2, seed=12)
+        event_ids = await _inbox(w, order_ids)
+
+        async def broken(*args: Any, **kwargs: Any) -> list[int]:
+            raise RuntimeError("database trouble")
+
+        monkeypatch.setattr(runner, "ingest_events", broken)
+        with pytest.raises(RuntimeError):
+            await process_events(w.ctx, event_ids, concurrency=3, take_more_for=0)
+        # Back to "received": the sweeper's next pass sends them again (a "queued" one
+        # would wait for the broker's visibility timeout).
+        assert await _statuses(w) == ["received", "received"]
