@@ -155,11 +155,14 @@ async def take_events(
     """
     waiting = WebhookEvent.status.in_((EventStatus.received, EventStatus.queued))
     if ids is not None:
-        # By primary key alone, so that no plan locks (or waits on) other jobs' events;
-        # the status is checked once the rows are ours.
-        query = select(WebhookEvent).where(WebhookEvent.id.in_(list(ids)))
-        locked = await session.scalars(query.order_by(WebhookEvent.id).with_for_update())
-        return [e for e in locked if e.status in (EventStatus.received, EventStatus.queued)]
+        # By primary key (the hint), so that no plan through the status index locks or
+        # waits on other jobs' events.
+        query = (
+            select(WebhookEvent)
+            .with_hint(WebhookEvent, "USE INDEX (PRIMARY)", "mysql")
+            .where(waiting, WebhookEvent.id.in_(list(ids)))
+        )
+        return list(await session.scalars(query.order_by(WebhookEvent.id).with_for_update()))
     oldest = list(
         await session.scalars(
             select(WebhookEvent.id).where(waiting).order_by(WebhookEvent.id).limit(limit)
