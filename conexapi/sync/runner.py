@@ -120,6 +120,21 @@ def colombia_today() -> date:
 _SOURCE, _TARGET = aliased(Connection, name="source"), aliased(Connection, name="target")
 
 
+async def _locked_run_and_order(s: AsyncSession, run_id: int) -> tuple[SyncRun, OrderSync]:
+    """The run and its order, both locked (run first, as every writer of them), in one
+    round trip; fresh from the database even if the session holds them already."""
+    run, order = (
+        await s.execute(
+            select(SyncRun, OrderSync)
+            .join(OrderSync, OrderSync.id == SyncRun.order_sync_id)
+            .where(SyncRun.id == run_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+    return run, order
+
+
 async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
     now = utcnow()
     deadline = heartbeat_deadline(now, ctx.res.settings.run_heartbeat_timeout_seconds)
@@ -143,16 +158,7 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
             if run is None:
                 return "missing"
             return "busy" if run.status == RunStatus.running else "finished"
-        # The run (locked by the UPDATE above) and its order, locked, in one round trip.
-        run, order = (
-            await s.execute(
-                select(SyncRun, OrderSync)
-                .join(OrderSync, OrderSync.id == SyncRun.order_sync_id)
-                .where(SyncRun.id == run_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).one()
+        run, order = await _locked_run_and_order(s, run_id)
         row = (
             await s.execute(
                 select(Pipeline, _SOURCE, _TARGET)
@@ -386,15 +392,7 @@ def _classify(exc: Exception) -> Outcome:
 async def _finish(ctx: SyncContext, c: Claimed, out: Outcome, upstream: list[str]) -> None:
     now = utcnow()
     async with unit_of_work(ctx.res.sessionmaker) as s:
-        run, order = (
-            await s.execute(
-                select(SyncRun, OrderSync)
-                .join(OrderSync, OrderSync.id == SyncRun.order_sync_id)
-                .where(SyncRun.id == c.run_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).one()
+        run, order = await _locked_run_and_order(s, c.run_id)
         if run.status != RunStatus.running or run.worker != worker_name():
             log.warning("run_taken_over", run_id=run.id)
             return
@@ -483,10 +481,10 @@ async def process_events(
 ) -> None:
     """Inbox events → runs, run here and now, many at once on this process's loop.
 
-    The job's events are ingested together in one unit of work, and the runs they produce
-    execute concurrently: a worker process keeps many orders in flight while each waits on
-    the marketplace and the ERP, instead of one. Events another worker holds are left to
-    it. When the job may be a redelivery (its worker died), the runs of its events still
+    The job's events are ingested together in one unit of work (waiting for any another
+    transaction holds), and the runs they produce execute concurrently: a worker process
+    keeps many orders in flight while each waits on the marketplace and the ERP, instead
+    of one. When the job may be a redelivery (its worker died), the runs of its events still
     active are executed too; a run another worker holds is left to it (``busy``), one
     whose worker died is taken over once its heartbeat is stale.
 
