@@ -43,10 +43,11 @@ async def app_settings(
     redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     return settings_factory(
         redis_url=redis_url,
-        login_rate_limit="3/minute",
-        login_address_rate_limit="6/minute",
-        login_account_rate_limit="5/hour",
-        auth_failure_rate_limit="4/minute",
+        # Windows far longer than a test, however loaded the machine.
+        login_rate_limit="3/hour",
+        login_address_rate_limit="6/hour",
+        login_account_rate_limit="5/day",
+        auth_failure_rate_limit="4/hour",
         trusted_proxies=f"{PROXY}, 10.9.0.0/16",
     )
 
@@ -88,7 +89,7 @@ async def test_logins_past_the_limit_get_429(app_client: httpx.AsyncClient) -> N
     blocked = await _login(app_client, "ops@x.co", PASSWORD)
     assert blocked.status_code == 429
     assert blocked.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 3600
 
 
 async def test_an_attacker_flooding_admin_cannot_lock_the_admin_out(
