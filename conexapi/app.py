@@ -15,6 +15,7 @@ from conexapi.kit import jobs
 from conexapi.kit.errors import install_error_handlers
 from conexapi.kit.logging import configure_logging
 from conexapi.kit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from conexapi.kit.proxies import behind_proxies
 from conexapi.kit.resources import open_resources
 from conexapi.settings import Settings, get_settings
 
@@ -73,7 +74,9 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
     app.add_middleware(RequestContextMiddleware)
     from conexapi.webhooks.endpoints import WebhookFastPath
 
-    app.front = WebhookFastPath(partial(FastAPI.__call__, app), app.state, settings.max_body_bytes)
+    front = WebhookFastPath(partial(FastAPI.__call__, app), app.state, settings.max_body_bytes)
+    # Outermost, so every part of the app sees the same client address.
+    app.front = behind_proxies(front, settings.trusted_proxies)
     return app
 
 

@@ -25,7 +25,9 @@ def api(
         host=host or settings.api_host,
         port=port or settings.api_port,
         workers=workers,
-        proxy_headers=True,
+        # The app reads X-Forwarded-* itself, from CONEXAPI_TRUSTED_PROXIES only; uvicorn
+        # would also believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) by default.
+        proxy_headers=False,
         access_log=False,
         log_config=None,
     )

@@ -88,7 +88,15 @@ async def link_accounts(
     headers = {"X-Merchant-Id": str(merchant_id)}
     resp = await api.post("/api/v1/connections/mercadolibre/authorize", headers=headers, json={})
     resp.raise_for_status()
-    auth_url = resp.json()["authorization_url"]
+    # The seller's browser (this client keeps the cookie) opens the consent link and
+    # continues from its page, which binds the consent to it.
+    link = resp.json()["authorization_url"]
+    (await api.get(link)).raise_for_status()
+    state = parse_qs(urlsplit(link).query)["state"][0]
+    continued = await api.post(urlsplit(link).path, data={"state": state})
+    if continued.status_code != 303:
+        raise RuntimeError(f"consent link refused: {continued.text}")
+    auth_url = continued.headers["location"]
     # The sandbox's consent page, answered for the seller without a browser.
     consent = await ml.get(auth_url + f"&auto_consent={SELLER_ID}", follow_redirects=False)
     callback = consent.headers["location"]

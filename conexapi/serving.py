@@ -29,7 +29,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 async def start(name: str, app: ASGIApp, host: str, port: int) -> Served:
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        # Forwarded headers are the app's business (CONEXAPI_TRUSTED_PROXIES), not uvicorn's.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     # The process owner (demo, sandbox command) handles signals, not each server.

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import ip_network
 from typing import Self
 
-from pydantic import SecretStr, model_validator
+from limits import parse as parse_limit
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Development-only secrets; accepted only when the service is embedded.
@@ -162,10 +164,22 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     #: Lifetime of a login (its refresh token rotates on every use within it).
     refresh_token_ttl_seconds: int = 1_209_600
-    #: Login and token refresh attempts allowed per client address (``limits`` notation).
-    login_rate_limit: str = "10/minute"
-    #: Requests with bad credentials allowed per client address before it is refused.
+    #: Password logins one client address may try on one account (``limits`` notation);
+    #: a success starts the count again. Other addresses are not affected.
+    login_rate_limit: str = "10/15minutes"
+    #: Password logins one client address may try, whatever the account.
+    login_address_rate_limit: str = "50/15minutes"
+    #: Failed password logins on one account, from all addresses, past which the account
+    #: is only throttled (never locked): each address gets one try per ``login_rate_limit``
+    #: window.
+    login_account_rate_limit: str = "100/hour"
+    #: Failed tokens, API keys and refresh tokens from one client address past which a
+    #: failure gets 429 instead of 401. A valid one is never refused.
     auth_failure_rate_limit: str = "30/minute"
+    #: Comma-separated addresses or networks (CIDR) of reverse proxies whose
+    #: ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed, read right to left
+    #: through trusted hops only. Empty: none; the client address is the connection's peer.
+    trusted_proxies: str = ""
     #: How long the answer to a request sent with an ``Idempotency-Key`` is kept.
     idempotency_ttl_seconds: int = 86_400
 
@@ -188,6 +202,36 @@ class Settings(BaseSettings):
         if self.log_format is LogFormat.auto:
             return self.env is Environment.production
         return self.log_format is LogFormat.json
+
+    @field_validator(
+        "login_rate_limit",
+        "login_address_rate_limit",
+        "login_account_rate_limit",
+        "auth_failure_rate_limit",
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse_limit(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit; write it like 10/15minutes or 30/minute"
+            ) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.split(","):
+            try:
+                if item.strip():
+                    ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item.strip()!r} is not an IP address or network; "
+                    "write e.g. 10.0.0.0/8,192.168.1.10"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Self:

@@ -46,15 +46,14 @@ async def get_principal(
             "Send an access token or an API key: Authorization: Bearer <token>.",
             code="unauthorized",
         )
-    settings = resources.settings
-    limiter = AuthRateLimiter.for_resources(resources)
-    address = client_address(request)
-    await limiter.exceeded(settings.auth_failure_rate_limit, "auth-failures", address)
     try:
         async with unit_of_work(resources.sessionmaker) as session:
-            principal = await authenticate(session, settings, credential)
+            principal = await authenticate(session, resources.settings, credential)
     except AuthenticationFailed:
-        await limiter.hit(settings.auth_failure_rate_limit, "auth-failures", address)
+        # Checked first and counted only when refused: a valid token or key is never
+        # turned away because of what else came from its address.
+        limiter = AuthRateLimiter.for_resources(resources)
+        await limiter.credential_failed(client_address(request))
         raise Unauthorized(
             "The access token or API key is not valid (expired, revoked or malformed).",
             code="invalid_credentials",

@@ -131,7 +131,6 @@ async def token(
     settings = resources.settings
     limiter = AuthRateLimiter.for_resources(resources)
     address = client_address(request)
-    await limiter.hit(settings.login_rate_limit, "login-ip", address)
     refused = Unauthorized("The credentials are not valid.", code="invalid_credentials")
     if grant_type == "refresh_token":
         if not refresh_token:
@@ -141,13 +140,15 @@ async def token(
         except service.AuthenticationFailed:
             # The reuse check may have revoked a login: that must stick.
             await session.commit()
+            await limiter.credential_failed(address)
             raise refused from None
         return _token_out(issued, settings.access_token_ttl_seconds)
     if not username or not password:
         raise ValidationFailed(
             "Send username and password.", details={"fields": ["username", "password"]}
         )
-    await limiter.hit(settings.login_rate_limit, "login-user", service.normalize_email(username))
+    account = service.normalize_email(username)
+    await limiter.begin_login(account, address)
     try:
         issued = await service.login(
             session,
@@ -159,7 +160,9 @@ async def token(
         )
     except service.AuthenticationFailed:
         log.info("login_refused")
+        await limiter.login_failed(account)
         raise refused from None
+    await limiter.login_succeeded(account, address)
     user = issued.user
     actor = Principal("user", user.id, user.email, Role(user.role), None)
     record(session, actor, Origin.of(request), "auth.login", "user", user.id)

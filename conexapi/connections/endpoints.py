@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from conexapi.connections import oauth, service
@@ -34,6 +34,8 @@ from connectors.models import ErpCredentials
 router = APIRouter(tags=["connections"])
 
 CALLBACK_PATH = "/oauth/{connector}/callback"
+#: The binding cookie reaches the consent link's page and the callback, nothing else.
+COOKIE_PATH = "/oauth/{connector}"
 
 
 def _connector(resources: Resources, name: str, kind: str) -> Any:
@@ -64,7 +66,10 @@ async def authorize(
     session: SessionDep,
     resources: ResourcesDep,
 ) -> AuthorizeOut:
-    """The consent URL to send the merchant to. It is valid for 10 minutes, once."""
+    """The consent link to send the merchant to. It is valid for 10 minutes, once.
+
+    The link opens a page of this service naming the merchant; the browser that
+    continues from there is the only one that can finish the consent."""
     instance: MarketplaceConnector = _connector(resources, connector, "marketplace")
     started = await oauth.start_consent(
         session,
@@ -108,18 +113,74 @@ async def authorize_browser(
     )
     response = RedirectResponse(started.authorization_url, status_code=303)
     if started.cookie is not None:
-        name, value = started.cookie
-        response.set_cookie(
-            name,
-            value,
-            max_age=resources.settings.oauth_state_ttl_seconds,
-            path=CALLBACK_PATH.format(connector=connector),
-            secure=resources.settings.public_url.startswith("https://"),
-            httponly=True,
-            # Lax: the cookie rides along on the top-level redirect back from the consent.
-            samesite="lax",
-        )
+        _set_binding_cookie(response, resources, connector, *started.cookie)
     return response
+
+
+def _set_binding_cookie(
+    response: Response, resources: Resources, connector: str, name: str, value: str
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=resources.settings.oauth_state_ttl_seconds,
+        path=COOKIE_PATH.format(connector=connector),
+        secure=resources.settings.public_url.startswith("https://"),
+        httponly=True,
+        # Lax: the cookie rides along on the top-level redirect back from the consent, and
+        # on the consent link page's own POST, but not on a POST from another site.
+        samesite="lax",
+    )
+
+
+@router.get(
+    oauth.LINK_PATH,
+    response_class=HTMLResponse,
+    summary="A consent link's page: names the merchant; continuing binds this browser",
+)
+async def consent_link_page(
+    connector: str,
+    request: Request,
+    session: SessionDep,
+    resources: ResourcesDep,
+    state: Annotated[str | None, Query()] = None,
+) -> Response:
+    _connector(resources, connector, "marketplace")
+    cookie = request.cookies.get(oauth.binding_cookie_name(state)) if state else None
+    try:
+        link = await oauth.open_consent_link(session, connector, state=state, cookie=cookie)
+    except oauth.ConsentLinkRefused as exc:
+        return _private(_result_page(exc.result))
+    response = _link_page(link, state or "")
+    if not cookie and state:
+        _set_binding_cookie(
+            response, resources, connector, oauth.binding_cookie_name(state), oauth.new_binding()
+        )
+    return _private(response)
+
+
+@router.post(
+    oauth.LINK_PATH,
+    status_code=303,
+    response_class=RedirectResponse,
+    summary="Continue a consent link: binds this browser and redirects to the consent",
+)
+async def continue_consent_link(
+    connector: str,
+    request: Request,
+    session: SessionDep,
+    resources: ResourcesDep,
+    state: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    instance: MarketplaceConnector = _connector(resources, connector, "marketplace")
+    cookie = request.cookies.get(oauth.binding_cookie_name(state)) if state else None
+    try:
+        url = await oauth.continue_consent_link(
+            session, instance, _keys(resources), state=state, cookie=cookie
+        )
+    except oauth.ConsentLinkRefused as exc:
+        return _private(_result_page(exc.result))
+    return _private(RedirectResponse(url, status_code=303))
 
 
 @router.get(CALLBACK_PATH, summary="Where the marketplace sends the merchant back after consent")
@@ -149,11 +210,42 @@ async def callback(
         response = _result_page(result)
     if state:
         response.delete_cookie(
-            oauth.binding_cookie_name(state), path=CALLBACK_PATH.format(connector=connector)
+            oauth.binding_cookie_name(state), path=COOKIE_PATH.format(connector=connector)
         )
+    return _private(response)
+
+
+def _private(response: Response) -> Response:
+    """Pages and redirects that carry a state: never cached, never in a Referer, never framed
+    (a framed "continue" button could be clicked for the visitor)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    )
     return response
+
+
+def _link_page(link: oauth.ConsentLink, state: str) -> HTMLResponse:
+    who = html.escape(oauth.label(link.connector))
+    merchant = html.escape(link.merchant_name)
+    action = html.escape(oauth.LINK_PATH.format(connector=link.connector))
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Link your {who} account - ConexAPI</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto;">
+<h1>Link your {who} account</h1>
+<p>Your {who} account will be linked to the merchant <strong>{merchant}</strong> in
+ConexAPI, which will then read its orders to invoice them.</p>
+<p>Continue only if you asked for this link. It can be used once, from this browser.</p>
+<form method="post" action="{action}">
+<input type="hidden" name="state" value="{html.escape(state)}">
+<button type="submit">Continue to {who}</button>
+</form>
+</body></html>
+"""
+    return HTMLResponse(body)
 
 
 def _result_page(result: oauth.ConsentResult) -> HTMLResponse:

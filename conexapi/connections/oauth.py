@@ -2,10 +2,23 @@
 
 The ``state`` is random (authlib's generator), single-use (consumed by a conditional
 UPDATE before anything else happens), short-lived, and bound to the merchant and user who
-started it; only its SHA-256 is stored. A consent started from a browser is also bound to
-that browser by a cookie, so a victim's browser cannot be made to finish an attacker's
-consent. The upstream calls (code exchange, profile) run outside any transaction: the
-state is consumed and committed first, the account linked in a second short transaction.
+started it; only its SHA-256 is stored. The upstream calls (code exchange, profile) run
+outside any transaction: the state is consumed and committed first, the account linked
+in a second short transaction.
+
+Every consent is also bound to one browser, by an HttpOnly cookie whose hash is stored
+with the state, and the callback refuses one without it: otherwise whoever started a
+consent could have someone else's browser finish it (a seller already signed in at the
+marketplace, who approved this application before, is sent straight back without a
+question) and get that seller linked to their merchant. A browser start binds the
+browser that asked. An API start (the caller hands the URL to the seller) cannot know
+the seller's browser, so its URL is a *consent link* to our own start page: the page
+names the merchant the account will be linked to, and only its "continue" button (a
+same-site POST that carries the page's cookie, so another site cannot submit it for the
+visitor) binds the state to that browser and sends it on to the marketplace. Merely
+opening the link binds nothing (link scanners open links), the marketplace URL is never
+shown to the API caller, and a consent continued in one browser cannot be finished in
+another.
 """
 
 from __future__ import annotations
@@ -21,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import structlog
 from authlib.common.security import generate_token
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conexapi.connections.errors import AccountLinkedElsewhere, ReturnToNotAllowed
@@ -62,6 +75,19 @@ def hash_value(value: str) -> str:
 
 def binding_cookie_name(state: str) -> str:
     return BINDING_COOKIE_PREFIX + hash_value(state)[:16]
+
+
+def new_binding() -> str:
+    """A fresh value for the browser binding cookie."""
+    return secrets.token_urlsafe(32)
+
+
+def _bound_to(presented: str | None, binding: str | None) -> bool:
+    return (
+        bool(presented)
+        and binding is not None
+        and hmac.compare_digest(hash_value(presented or ""), binding)
+    )
 
 
 # --- return_to ----------------------------------------------------------------------------
@@ -107,8 +133,19 @@ def check_return_to(return_to: str | None, settings: Settings) -> str | None:
 # --- start ----------------------------------------------------------------------------------
 
 
+#: Our page an API-started consent is handed out as (see the module's docstring).
+LINK_PATH = "/oauth/{connector}/start"
+
+
+def consent_link(settings: Settings, connector: str, state: str) -> str:
+    path = LINK_PATH.format(connector=connector)
+    return f"{settings.public_url.rstrip('/')}{path}?{urlencode({'state': state})}"
+
+
 @dataclass(frozen=True)
 class ConsentStart:
+    #: Where to send the browser: the marketplace's consent (browser starts) or our
+    #: consent link (API starts; the browser that continues it there gets bound).
     authorization_url: str
     expires_at: datetime
     #: For browser starts: the cookie (name, value) binding the consent to this browser.
@@ -139,7 +176,7 @@ async def start_consent(
     cookie = None
     binding_hash = None
     if bind_browser:
-        binding = secrets.token_urlsafe(32)
+        binding = new_binding()
         binding_hash = hash_value(binding)
         cookie = (binding_cookie_name(state), binding)
     await session.execute(delete(OAuthState).where(OAuthState.expires_at < now - STATE_RETENTION))
@@ -165,7 +202,121 @@ async def start_consent(
         user_id=user_id,
         browser=bind_browser,
     )
-    return ConsentStart(request.url, expires_at, cookie)
+    url = request.url if bind_browser else consent_link(settings, connector.name, state)
+    return ConsentStart(url, expires_at, cookie)
+
+
+# --- the consent link's page (API starts) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentLink:
+    """A consent waiting on its start page for a browser to continue it."""
+
+    connector: str
+    merchant_name: str
+    expires_at: datetime
+
+
+class ConsentLinkRefused(Exception):
+    """The consent link cannot be shown or continued; ``result`` says why, for the page."""
+
+    def __init__(self, result: ConsentResult) -> None:
+        super().__init__(result.code)
+        self.result = result
+
+
+_NEW_LINK = "Ask for a new link."
+
+
+def _refused(connector: str, code: str, message: str) -> ConsentLinkRefused:
+    return ConsentLinkRefused(_fail(connector, code, message))
+
+
+def _check_waiting(row: OAuthState | None, connector: str, cookie: str | None) -> OAuthState:
+    """``row`` if this browser may still continue the consent, else why not."""
+    if row is None or row.connector != connector:
+        raise _refused(connector, "state_invalid", f"This sign-in link is not valid. {_NEW_LINK}")
+    if row.consumed_at is not None:
+        raise _refused(
+            connector, "state_replayed", f"This sign-in link was already used. {_NEW_LINK}"
+        )
+    if row.expires_at <= utcnow():
+        raise _refused(connector, "state_expired", f"This sign-in link has expired. {_NEW_LINK}")
+    if row.browser_binding is not None and not _bound_to(cookie, row.browser_binding):
+        raise _refused(
+            connector,
+            "state_browser_mismatch",
+            f"This sign-in link is already being used in another browser. {_NEW_LINK}",
+        )
+    return row
+
+
+async def _waiting(
+    session: AsyncSession, connector: str, state: str | None, cookie: str | None
+) -> tuple[str, OAuthState]:
+    if not state or len(state) > 200:
+        raise _refused(connector, "state_invalid", f"This sign-in link is not valid. {_NEW_LINK}")
+    row = await session.scalar(select(OAuthState).where(OAuthState.state_hash == hash_value(state)))
+    return state, _check_waiting(row, connector, cookie)
+
+
+async def open_consent_link(
+    session: AsyncSession, connector: str, *, state: str | None, cookie: str | None
+) -> ConsentLink:
+    """What the start page shows. Binds nothing (link scanners open links): continuing does."""
+    _, row = await _waiting(session, connector, state, cookie)
+    merchant = await session.get(Merchant, row.merchant_id)
+    return ConsentLink(connector, merchant.name if merchant else "", row.expires_at)
+
+
+async def continue_consent_link(
+    session: AsyncSession,
+    connector: MarketplaceConnector,
+    keys: KeyRing,
+    *,
+    state: str | None,
+    cookie: str | None,
+) -> str:
+    """Bind the consent to the browser holding ``cookie``; the marketplace URL to send it to.
+
+    The cookie is set by the start page and, being SameSite, comes with the page's own
+    POST only: a form another site submits for the visitor arrives without it.
+    """
+    name = connector.name
+    if not cookie:
+        raise _refused(
+            name,
+            "state_browser_mismatch",
+            "This browser did not open the sign-in link, or refuses cookies. "
+            "Open the link again and continue from its page.",
+        )
+    state, row = await _waiting(session, name, state, cookie)
+    # A fresh PKCE verifier: the marketplace URL exists only from here, for this browser.
+    request = connector.authorization_request(state=state, site=row.site)
+    if request.state != state:
+        raise RuntimeError("the connector did not put our state in the authorization URL")
+    binding = hash_value(cookie)
+    bound = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(OAuthState)
+            .where(
+                OAuthState.id == row.id,
+                OAuthState.consumed_at.is_(None),
+                OAuthState.expires_at > utcnow(),
+                or_(OAuthState.browser_binding.is_(None), OAuthState.browser_binding == binding),
+            )
+            .values(browser_binding=binding, code_verifier=keys.encrypt_str(request.code_verifier))
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if bound.rowcount != 1:  # another browser, the callback or the clock got there first
+        await session.refresh(row)
+        _check_waiting(row, name, cookie)
+        raise _refused(name, "state_invalid", f"This sign-in link is not valid. {_NEW_LINK}")
+    log.info("consent_link_continued", connector=name, merchant_id=row.merchant_id)
+    return request.url
 
 
 # --- callback -------------------------------------------------------------------------------
@@ -265,17 +416,16 @@ async def finish_consent(
         )
         return result
 
-    if binding is not None:
-        presented = cookies.get(binding_cookie_name(state), "")
-        if not hmac.compare_digest(hash_value(presented), binding):
-            # Not the browser that started it: do not send it anywhere we were told to.
-            return await finish(
-                _fail(
-                    name,
-                    "state_browser_mismatch",
-                    f"This sign-in was started in another browser. {restart}",
-                )
+    if not _bound_to(cookies.get(binding_cookie_name(state)), binding):
+        # Not the browser that started it (or a consent link never continued from its
+        # page): do not send it anywhere we were told to.
+        return await finish(
+            _fail(
+                name,
+                "state_browser_mismatch",
+                f"This sign-in was started in another browser. {restart}",
             )
+        )
     if error:
         if error == "access_denied":
             return await finish(

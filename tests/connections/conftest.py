@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -162,3 +165,20 @@ def seller(ml_sandbox: str) -> int:
         ml_sandbox, "POST", "/_sandbox/sellers", json={"user_id": SELLER, "nickname": "TIENDA_CO"}
     )
     return SELLER
+
+
+@pytest.fixture
+async def browsers(
+    app: FastAPI, app_client: httpx.AsyncClient
+) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+    """``browsers()``: another browser on the running app, with cookies of its own and no
+    credentials of the ops API (a seller's, a link scanner's)."""
+    async with AsyncExitStack() as stack:
+
+        def make() -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app)
+            client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+            stack.push_async_callback(client.aclose)
+            return client
+
+        yield make

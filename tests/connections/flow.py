@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +19,7 @@ Sessions = async_sessionmaker[AsyncSession]
 ML_CLIENT_ID = "5503910054141466"
 ML_CLIENT_SECRET = "sandbox-client-secret-0123456789"
 CALLBACK = "http://testserver/oauth/mercadolibre/callback"
+LINK = "http://testserver/oauth/mercadolibre/start?"
 RETURN_ORIGIN = "https://merchant.example"
 SELLER = 468424240
 RETURN_TO = f"{RETURN_ORIGIN}/settings/connections?tab=ml"
@@ -32,13 +34,31 @@ async def new_merchant(client: httpx.AsyncClient, slug: str) -> dict[str, str]:
     return await scoped_headers(client, response.json()["id"])
 
 
-async def start(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> str:
+async def start_link(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> str:
+    """The consent link the API hands out (to be opened by the merchant's browser)."""
     response = await client.post(
         "/api/v1/connections/mercadolibre/authorize", json=body, headers=headers
     )
     assert response.status_code == 200, response.text
     url: str = response.json()["authorization_url"]
+    assert url.startswith(LINK), url
     return url
+
+
+async def open_link(browser: httpx.AsyncClient, link: str) -> str:
+    """A browser opens a consent link and continues from its page; returns the consent URL."""
+    page = await browser.get(link.removeprefix("http://testserver"))
+    assert page.status_code == 200, page.text
+    state = parse_qs(urlsplit(link).query)["state"][0]
+    continued = await browser.post(urlsplit(link).path, data={"state": state})
+    assert continued.status_code == 303, continued.text
+    url: str = continued.headers["location"]
+    return url
+
+
+async def start(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> str:
+    """An API start whose link ``client`` itself opens (as the merchant's browser)."""
+    return await open_link(client, await start_link(client, headers, **body))
 
 
 def consent(authorization_url: str, *, user_id: int | None = SELLER, deny: bool = False) -> str:
@@ -79,3 +99,34 @@ def form(request: dict[str, Any]) -> dict[str, str]:
     if isinstance(body, dict):
         return body
     return {k: v[0] for k, v in parse_qs(body).items()}
+
+
+async def navigate(browser: httpx.AsyncClient, url: str, seller: int = SELLER) -> httpx.Response:
+    """A browser sent to ``url`` with no one clicking anything (a link, a redirect set up by
+    someone else), following redirects between this service and the marketplace (the
+    sandbox, on 127.0.0.1) and stopping at any other. The seller is signed in at the
+    marketplace and approved this application before, so the marketplace sends them
+    straight back, as Mercado Libre does."""
+    for _ in range(10):
+        if url.startswith("http://testserver"):
+            response = await browser.get(url.removeprefix("http://testserver"))
+        else:
+            response = await asyncio.to_thread(
+                httpx.get, url + f"&auto_consent={seller}", timeout=10
+            )
+        location = response.headers.get("location", "")
+        if response.status_code not in (302, 303) or not location.startswith(_FOLLOWED):
+            return response
+        url = location
+    raise AssertionError("too many redirects")
+
+
+_FOLLOWED = ("http://testserver/", "http://127.0.0.1:")
+
+
+def authorization_requests(ml_sandbox: str) -> list[dict[str, Any]]:
+    """The consent pages the marketplace was asked for."""
+    requests: list[dict[str, Any]] = admin(
+        ml_sandbox, "GET", "/_sandbox/requests", params={"path": "/authorization"}
+    )
+    return requests

@@ -177,7 +177,8 @@ async def test_browser_start_binds_the_consent_to_that_browser(
     assert started.status_code == 303
     assert started.headers["location"].startswith(ml_sandbox + "/authorization?")
     cookie = started.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "Path=/oauth/mercadolibre/callback" in cookie
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Path=/oauth/mercadolibre;" in cookie  # the consent link's page and the callback
     # The same browser (the client keeps the cookie) finishes it.
     linked = outcome(await callback(app_client, consent(started.headers["location"])))
     assert linked["status"] == "linked"

@@ -37,6 +37,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         database_url=url,
         # Rate limits have tests of their own; here they would only hide the endpoints.
         login_rate_limit="100000/minute",
+        login_address_rate_limit="100000/minute",
         auth_failure_rate_limit="100000/minute",
     )
 
