@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from connectors.errors import DataError
+from connectors.mercadolibre.ids import canonical_id
 from connectors.models import (
     Address,
     BuyerIdentity,
@@ -280,11 +281,13 @@ def map_buyer(order: dict[str, Any], billing_document: Any, *, fetched: bool) ->
 def map_order(
     order: dict[str, Any], billing_document: Any = None, *, billing_fetched: bool = False
 ) -> Order:
-    order_id = _str(order.get("id"))
+    # Mercado Libre writes ids as JSON integers; text in another spelling is refused, so
+    # no order ever gets a second external id.
+    order_id = canonical_id(order.get("id"))
     seller_id = _str(_dict(order.get("seller")).get("id"))
     if order_id is None or seller_id is None:
         raise DataError(
-            "Mercado Libre order without id or seller",
+            "Mercado Libre order without a valid id or seller",
             code="bad_order",
             field="id" if order_id is None else "seller.id",
         )

@@ -215,3 +215,41 @@ def test_long_keys_are_hashed_to_fit() -> None:
     other = c.parse_notification(inbound({**ORDER_BODY, "_id": long_id + "y"}))
     assert other.dedupe_key != n.dedupe_key
     assert len(other.dedupe_key) <= 190
+
+
+# --- one spelling per id ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "/orders/02195160686",  # ML answers this with order 2195160686
+        "/orders/0",
+        "/orders/+2195160686",
+        "/orders/-2195160686",
+        "/orders/ 2195160686",
+        "/orders/2195160686 ",
+        "/orders/\u0662\u0661\u0669\u0665",  # Arabic-Indic digits
+        "/orders/\uff12\uff11\uff19\uff15",  # full-width digits
+        "/orders/9223372036854775808",  # 2^63: beyond a 64-bit id
+        "/orders/" + "9" * 20,
+    ],
+)
+def test_an_order_id_in_any_but_its_one_spelling_is_refused(resource: str) -> None:
+    with pytest.raises(InvalidNotification) as caught:
+        connector().parse_notification(inbound({**ORDER_BODY, "resource": resource}))
+    assert caught.value.field == "resource"
+
+
+def test_the_largest_64_bit_order_id_is_an_order_id() -> None:
+    n = connector().parse_notification(
+        inbound({**ORDER_BODY, "resource": "/orders/9223372036854775807"})
+    )
+    assert n.order_id == "9223372036854775807"
+
+
+@pytest.mark.parametrize("user_id", ["0468424240", " 468424240", "+468424240", 0, -468424240])
+def test_a_user_id_in_a_second_spelling_is_refused(user_id: Any) -> None:
+    with pytest.raises(InvalidNotification) as caught:
+        connector().parse_notification(inbound({**ORDER_BODY, "user_id": user_id}))
+    assert caught.value.field == "user_id"
