@@ -34,6 +34,13 @@ STATUS_MAP: dict[str, OrderStatus] = {
 COMPANY_CUST_TYPES = frozenset({"BU"})
 PERSON_CUST_TYPES = frozenset({"CO"})
 COMPANY_DOC_TYPES = frozenset({"NIT"})
+#: The instants a Mercado Libre timestamp may name. Nothing it dates precedes the Unix
+#: epoch, and the end stays a year short of ``datetime.max`` so that moving a parsed time
+#: to another zone or a day further, as reports and windows do, cannot overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+#: Longer than any ISO 8601 timestamp: not worth parsing.
+_MAX_TIME_TEXT = 64
 
 
 def money(value: Any, *, field: str) -> Decimal:
@@ -57,15 +64,22 @@ def optional_money(value: Any, *, field: str) -> Decimal | None:
 
 
 def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    """An ISO 8601 timestamp as an aware UTC datetime (naive taken as UTC); None for
+    anything else, including a time outside ``[EARLIEST, LATEST)``.
+
+    Outside input: ``0001-01-01T00:00:00+14:00`` parses, and then overflows when moved
+    to UTC, so the conversion is guarded as much as the parsing.
+    """
+    if not isinstance(value, str) or not value or len(value) > _MAX_TIME_TEXT:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parsed if EARLIEST <= parsed < LATEST else None
 
 
 def _str(value: Any) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any
 from connectors.base import InboundRequest
 from connectors.errors import InvalidNotification
 from connectors.mercadolibre.ids import canonical_id
-from connectors.mercadolibre.mapping import CONNECTOR, parse_time
+from connectors.mercadolibre.mapping import CONNECTOR, EARLIEST, LATEST, parse_time
 from connectors.models import Notification
 
 ORDER_TOPIC = "orders_v2"
@@ -173,7 +173,10 @@ def parse_notification(request: InboundRequest, policy: NotificationPolicy) -> N
     received_text = received_raw if isinstance(received_raw, str) else None
     received_at = parse_time(received_text)
     if received_text is not None and received_at is None:
-        raise _invalid("received is not a timestamp", "received")
+        raise _invalid(
+            f"received is not an ISO 8601 timestamp from {EARLIEST.year} to {LATEST.year}",
+            "received",
+        )
 
     order_id: str | None = None
     ignore_reason: str | None = None

@@ -498,6 +498,19 @@ def test_an_order_id_is_canonical_as_number_or_as_its_one_spelling() -> None:
             map_order(mco_order(id=bad))
 
 
+def test_order_times_out_of_range_are_no_times() -> None:
+    order = map_order(
+        mco_order(
+            date_created="0001-01-01T00:00:00.000+14:00",
+            date_closed="9999-12-31T23:59:59.999-14:00",
+            date_last_updated="not a time",
+            last_updated="2026-03-02T11:00:00.000-04:00",
+        )
+    )
+    assert order.created_at is None and order.closed_at is None
+    assert order.updated_at == datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
 def _order(external_id: str) -> Order:
     from connectors.models import BuyerIdentity
 

@@ -175,6 +175,9 @@ async def test_bad_input_gets_the_envelope_and_nothing_is_stored(
         ({"resource": "/orders/02000003508419013"}, "resource"),
         ({"resource": "/orders/9223372036854775808"}, "resource"),  # 2^63
         ({"user_id": f"0{SELLER}"}, "user_id"),
+        ({"received": "0001-01-01T00:00:00.000+14:00"}, "received"),  # overflowed in UTC
+        ({"received": "9999-12-31T23:59:59.999-14:00"}, "received"),
+        ({"received": "1969-12-31T23:59:59Z"}, "received"),
     ],
 )
 async def test_second_spellings_of_ids_and_impossible_times_are_400s(
