@@ -81,6 +81,15 @@ class MarketplaceConnector(ABC):
         """Every order of ``account_id`` updated in the window, paging to the end."""
 
     @abstractmethod
+    def canonical_order_id(self, external_order_id: str) -> str:
+        """The one spelling of an order id; :class:`~connectors.errors.DataError` for text
+        that is not an order id of this marketplace.
+
+        Two spellings the marketplace takes for one order ("0123" and "123") must not
+        reach the product as two orders: every id the connector hands out (notifications,
+        orders) is already in this spelling, and the product compares ids through it."""
+
+    @abstractmethod
     def idempotency_key(self, external_order_id: str) -> str:
         """The deterministic key an ERP document for this order is created under.
 

@@ -4,8 +4,9 @@ For a pipeline and a Colombian day: the marketplace orders sold that day (search
 update from the day's start, kept by sale day), the ERP's invoices dated from that day to
 a few days later (an order is invoiced when it is paid and processed, maybe later), and
 the product's own record tying invoices to orders. Siigo's list cannot filter on an
-external reference (EXTERNAL_APIS §2.5.2), so an invoice the product has no record of is
-tied back through the observations the product writes on every invoice.
+external reference (EXTERNAL_APIS §2.5.2), so each invoice is tied to its order through
+the observations the product writes on every invoice, and through the product's record
+only when the document names no order.
 """
 
 from __future__ import annotations
@@ -136,10 +137,31 @@ async def gather(ctx: SyncContext, pipeline_id: int, day: date, now: datetime) -
             session, p.siblings, OrderSync.erp_document_id.in_([i.id for i in listed])
         )
     link = {r.erp_document_id: r for r in linked}
+    #: References that are no order id of the marketplace (a row made from a second
+    #: spelling of an id): no record accounts for them.
+    not_ids: set[str] = set()
+
+    def order_of(invoice: Invoice, row: OrderSync | None) -> str | None:
+        """The order the ERP's document names, canonical; else the product's record.
+
+        The document first: two invoices for one sale are a duplicate whatever keys they
+        were created under and whichever order rows the product tied them to (a row made
+        from a second spelling of the order's id holds the second invoice).
+        """
+        ref = order_reference(invoice, p.source.connector)
+        if ref is None:
+            ref = row.external_order_id if row is not None else None
+        if ref is None:
+            return None
+        try:
+            return marketplace.canonical_order_id(ref)
+        except DataError:
+            not_ids.add(ref)
+            return ref
+
     facts: list[InvoiceFact] = []
     for invoice in listed:
-        row = link.get(invoice.id)
-        ref = row.external_order_id if row else order_reference(invoice, p.source.connector)
+        ref = order_of(invoice, link.get(invoice.id))
         facts.append(InvoiceFact(invoice.id, invoice.name, invoice.date, invoice.total, ref))
 
     # Invoices the product made for the day's orders but the listing did not show: dated
@@ -155,7 +177,7 @@ async def gather(ctx: SyncContext, pipeline_id: int, day: date, now: datetime) -
                 continue
             facts.append(
                 InvoiceFact(
-                    invoice.id, invoice.name, invoice.date, invoice.total, row.external_order_id
+                    invoice.id, invoice.name, invoice.date, invoice.total, order_of(invoice, row)
                 )
             )
 
@@ -194,7 +216,9 @@ async def gather(ctx: SyncContext, pipeline_id: int, day: date, now: datetime) -
         facts,
         known,
         invoiceable=lambda o: decide(o, False, p.settings) is Decision.invoice,
-        accounted=accounted,
+        # An invoice tied to no order id of the marketplace is a difference, whatever
+        # row of the product holds it.
+        accounted=accounted - not_ids,
     )
 
 

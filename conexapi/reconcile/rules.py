@@ -132,8 +132,9 @@ class InvoiceFact:
     name: str
     date: date
     total: Decimal
-    #: The marketplace order the invoice belongs to: the product's own record of it,
-    #: else the order its observations name.
+    #: The marketplace order the invoice belongs to, in the marketplace's canonical
+    #: spelling: the order the document itself names, else the product's record of it.
+    #: Invoices are grouped by it, so two for one order are a duplicate whatever their keys.
     order_ref: str | None
 
     def as_json(self) -> dict[str, str]:

@@ -55,7 +55,8 @@ from conexapi.sync.service import (
     request_sync,
     take_events,
 )
-from connectors.errors import AuthError, ConnectorError, TransientError
+from connectors.base import MarketplaceConnector
+from connectors.errors import AuthError, ConnectorError, DataError, TransientError
 from connectors.models import ErpCredentials, Order
 
 log = structlog.get_logger(__name__)
@@ -181,9 +182,22 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
             getattr(mappings, m.kind)[m.source_value] = m.target_value
         # The binding of this order to its ERP document key is committed with the claim,
         # before any call goes out: whatever happens next, every attempt uses this key.
-        key = ctx.integrations.marketplace(source.connector).idempotency_key(
-            order.external_order_id
-        )
+        try:
+            key = ctx.integrations.marketplace(source.connector).idempotency_key(
+                order.external_order_id
+            )
+        except DataError as exc:
+            # An id in a spelling the marketplace never writes (a row left by a forged
+            # notification): it would fetch another row's order and invoice it again.
+            run.status = RunStatus.failed
+            run.finished_at = now
+            run.error_class = "data"
+            run.error_code = exc.code or "invalid_order_id"
+            run.error_message = f"{exc.message}; nothing was sent to the ERP"
+            order.state = OrderState.needs_attention
+            order.last_error_class, order.last_error_code = run.error_class, run.error_code
+            order.last_error_message = run.error_message
+            return "key_invalid"
         if order.idempotency_key is None:
             order.idempotency_key = key
         elif order.idempotency_key != key:
@@ -243,6 +257,34 @@ async def _heartbeat(
             await task
 
 
+def _not_the_order_claimed(
+    marketplace: MarketplaceConnector, c: Claimed, order: Order
+) -> Outcome | None:
+    """None when the fetched order is the order row's, under the key the claim bound.
+
+    The key is derived again from the fetched order's own id: a document for one order is
+    never pushed under another order's key, whatever the marketplace answered.
+    """
+    try:
+        fetched = marketplace.canonical_order_id(order.external_id)
+        key = marketplace.idempotency_key(fetched)
+    except DataError as exc:
+        fetched, key = None, None
+        problem = exc.message
+    else:
+        problem = f"the marketplace answered with order {fetched} (key {key})"
+    if fetched == c.external_order_id and key == c.idempotency_key:
+        return None
+    return Outcome(
+        OrderState.needs_attention,
+        RunStatus.failed,
+        error_class="data",
+        error_code="order_id_mismatch",
+        message=f"asked for order {c.external_order_id} (key {c.idempotency_key}), but "
+        f"{problem}; nothing was sent to the ERP: check the order in the marketplace",
+    )
+
+
 async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
     marketplace = ctx.integrations.marketplace(c.source.connector)
     for role, conn in (("source", c.source), ("target", c.target)):
@@ -278,6 +320,9 @@ async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
             message=str(exc),
             flag_connection=(c.source.id, ConnectionStatus.needs_reauth, str(exc)),
         )
+    mismatch = _not_the_order_claimed(marketplace, c, order)
+    if mismatch is not None:
+        return mismatch
     decision = decide(order, c.invoiced, c.settings)
     if decision is Decision.close:
         return Outcome(

@@ -8,6 +8,7 @@ upstream answer or transport failure becomes either an :class:`MLResponse` or on
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +48,8 @@ APP_CODES = frozenset(
     }
 )
 _MAX_MESSAGE = 500
+#: A longer Retry-After is no pace to keep but a broken header: wait a day at most.
+MAX_RETRY_AFTER = 86400.0
 
 
 @dataclass(frozen=True)
@@ -65,20 +68,27 @@ def loads(raw: bytes | str) -> Any:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait, from delay-seconds or an HTTP date; None when it says nothing.
+
+    Clamped to ``[0, MAX_RETRY_AFTER]``: the value becomes a ``timedelta`` downstream, and
+    "1e999", "nan" or a date in year 9999 must not overflow it.
+    """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = parsedate_to_datetime(value)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if math.isnan(seconds):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from connectors.base import InboundRequest, MarketplaceConnector, RateLimiter
 from connectors.errors import DataError, TransientError
-from connectors.mercadolibre import oauth
+from connectors.mercadolibre import ids, oauth
 from connectors.mercadolibre.client import MercadoLibreClient, MLResponse
 from connectors.mercadolibre.mapping import CONNECTOR, billing_info_id, map_order
 from connectors.mercadolibre.notifications import NotificationPolicy, parse_notification
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 #: ``/orders/search`` answers at most 50 per page (community-reported; ⚠ unconfirmed).
 PAGE_SIZE = 50
-_DIGITS = re.compile(r"[0-9]+")
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9]{1,30}$")
 #: Parts of an order without which it cannot be mapped at all.
 _ESSENTIAL_PARTS = frozenset({"seller", "order_items", "payments"})
@@ -167,12 +166,8 @@ class MercadoLibreConnector(MarketplaceConnector):
         an order cannot be mapped without is transient. A 404 on the billing info means it
         is not there (yet): the buyer is incomplete and the pipeline waits.
         """
-        if not _DIGITS.fullmatch(order_id or ""):
-            raise DataError(
-                f"Mercado Libre order id {order_id!r} is not numeric",
-                code="invalid_order_id",
-                field="order_id",
-            )
+        # Mercado Libre would answer "0123" with order 123: only the one spelling goes out.
+        order_id = ids.order_id(order_id)
         response = await self._client.request(
             "GET", f"/orders/{order_id}", what="order", token=access_token
         )
@@ -266,8 +261,12 @@ class MercadoLibreConnector(MarketplaceConnector):
                 if not results or offset >= total:
                     break
 
+    def canonical_order_id(self, external_order_id: str) -> str:
+        return ids.order_id(external_order_id, field="external_id")
+
     def idempotency_key(self, external_order_id: str) -> str:
-        key = f"ML{external_order_id}"
+        # From the canonical id alone: a second spelling of the order gets no second key.
+        key = f"ML{self.canonical_order_id(external_order_id)}"
         if not _IDEMPOTENCY_KEY.fullmatch(key):
             # Siigo accepts ≤ 30 alphanumerics; a longer or odd id must not be cut silently.
             raise DataError(

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from connectors.errors import DataError
+from connectors.mercadolibre.ids import canonical_id
 from connectors.models import (
     Address,
     BuyerIdentity,
@@ -33,6 +34,13 @@ STATUS_MAP: dict[str, OrderStatus] = {
 COMPANY_CUST_TYPES = frozenset({"BU"})
 PERSON_CUST_TYPES = frozenset({"CO"})
 COMPANY_DOC_TYPES = frozenset({"NIT"})
+#: The instants a Mercado Libre timestamp may name. Nothing it dates precedes the Unix
+#: epoch, and the end stays a year short of ``datetime.max`` so that moving a parsed time
+#: to another zone or a day further, as reports and windows do, cannot overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+#: Longer than any ISO 8601 timestamp: not worth parsing.
+_MAX_TIME_TEXT = 64
 
 
 def money(value: Any, *, field: str) -> Decimal:
@@ -56,15 +64,22 @@ def optional_money(value: Any, *, field: str) -> Decimal | None:
 
 
 def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    """An ISO 8601 timestamp as an aware UTC datetime (naive taken as UTC); None for
+    anything else, including a time outside ``[EARLIEST, LATEST)``.
+
+    Outside input: ``0001-01-01T00:00:00+14:00`` parses, and then overflows when moved
+    to UTC, so the conversion is guarded as much as the parsing.
+    """
+    if not isinstance(value, str) or not value or len(value) > _MAX_TIME_TEXT:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parsed if EARLIEST <= parsed < LATEST else None
 
 
 def _str(value: Any) -> str | None:
@@ -280,11 +295,13 @@ def map_buyer(order: dict[str, Any], billing_document: Any, *, fetched: bool) ->
 def map_order(
     order: dict[str, Any], billing_document: Any = None, *, billing_fetched: bool = False
 ) -> Order:
-    order_id = _str(order.get("id"))
+    # Mercado Libre writes ids as JSON integers; text in another spelling is refused, so
+    # no order ever gets a second external id.
+    order_id = canonical_id(order.get("id"))
     seller_id = _str(_dict(order.get("seller")).get("id"))
     if order_id is None or seller_id is None:
         raise DataError(
-            "Mercado Libre order without id or seller",
+            "Mercado Libre order without a valid id or seller",
             code="bad_order",
             field="id" if order_id is None else "seller.id",
         )

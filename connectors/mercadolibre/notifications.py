@@ -19,11 +19,12 @@ from typing import Any
 
 from connectors.base import InboundRequest
 from connectors.errors import InvalidNotification
-from connectors.mercadolibre.mapping import CONNECTOR, parse_time
+from connectors.mercadolibre.ids import canonical_id
+from connectors.mercadolibre.mapping import CONNECTOR, EARLIEST, LATEST, parse_time
 from connectors.models import Notification
 
 ORDER_TOPIC = "orders_v2"
-#: Mercado Libre ids are 64-bit integers: at most 20 digits.
+#: The shape of an ``orders_v2`` resource; the id in it must also be canonical (``ids``).
 ORDER_RESOURCE = re.compile(r"^/orders/([0-9]{1,20})$", re.ASCII)
 #: Topics the product recognises but does not act on, with their resource shapes. A topic
 #: outside this table and ``orders_v2`` is accepted and ignored if its resource is a path.
@@ -55,7 +56,6 @@ _TOPIC = re.compile(r"^[\w .-]{1,64}$", re.ASCII)
 LEGACY_ORDER_TOPICS = frozenset({"orders", "created_orders"})
 #: The inbox column holding the key is 190 characters (utf8mb4 index limit).
 MAX_DEDUPE_KEY = 190
-_DIGITS = re.compile(r"^[0-9]+$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -81,18 +81,16 @@ def _invalid(message: str, field: str | None = None) -> InvalidNotification:
 
 
 def _id_text(value: Any, field: str) -> str:
-    """A numeric id given as a JSON number or a digit string, as exact text.
+    """A numeric id given as a JSON number or a digit string, as its canonical text.
 
     JSON integers are parsed exactly by Python, so ids beyond 2^53 survive; a float (an id
-    that went through a double somewhere) is refused rather than compared approximately.
+    that went through a double somewhere) is refused rather than compared approximately,
+    and so is a second spelling of an id ("0123", " 123").
     """
-    if isinstance(value, bool):
-        raise _invalid(f"{field} is not an id", field)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        return value.strip()
-    raise _invalid(f"{field} is not an id", field)
+    found = canonical_id(value)
+    if found is None:
+        raise _invalid(f"{field} is not an id: give it as a JSON integer", field)
+    return found
 
 
 def _check_source(policy: NotificationPolicy, client_ip: str | None) -> None:
@@ -175,15 +173,25 @@ def parse_notification(request: InboundRequest, policy: NotificationPolicy) -> N
     received_text = received_raw if isinstance(received_raw, str) else None
     received_at = parse_time(received_text)
     if received_text is not None and received_at is None:
-        raise _invalid("received is not a timestamp", "received")
+        raise _invalid(
+            f"received is not an ISO 8601 timestamp from {EARLIEST.year} to {LATEST.year}",
+            "received",
+        )
 
     order_id: str | None = None
     ignore_reason: str | None = None
     if topic == ORDER_TOPIC:
         match = ORDER_RESOURCE.fullmatch(resource)
-        if match is None:
-            raise _invalid("resource does not match the orders_v2 pattern", "resource")
-        order_id = match.group(1)
+        order_id = canonical_id(match.group(1)) if match else None
+        if order_id is None:
+            # Refused, not stored as ignored: Mercado Libre writes its ids one way only, so
+            # a second spelling ("/orders/0123") never comes from it and no retry of its
+            # own is turned away; taken, it would fetch order 123 as a new order.
+            raise _invalid(
+                "resource is not /orders/<id> with the id as plain digits "
+                "(no leading zero, sign or spaces)",
+                "resource",
+            )
     elif topic in OTHER_TOPICS:
         if not OTHER_TOPICS[topic].fullmatch(resource):
             raise _invalid(f"resource does not match the {topic} pattern", "resource")

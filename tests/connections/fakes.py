@@ -130,6 +130,9 @@ class FakeMarketplace(MarketplaceConnector):
     ) -> Any:
         raise NotImplementedError
 
+    def canonical_order_id(self, external_order_id: str) -> str:
+        raise NotImplementedError
+
     def idempotency_key(self, order: Order) -> str:
         raise NotImplementedError
 

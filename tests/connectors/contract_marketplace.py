@@ -152,6 +152,8 @@ class MarketplaceContract:
         key = harness.connector.idempotency_key(order.external_id)
         assert key.isalnum() and len(key) <= 30
         assert key == harness.connector.idempotency_key(order_id)
+        # Ids come out in their one spelling, the one the product compares and keys by.
+        assert harness.connector.canonical_order_id(order.external_id) == order.external_id
 
     async def test_search_pages_to_the_end(self, harness: MarketplaceHarness) -> None:
         tokens = await harness.tokens()

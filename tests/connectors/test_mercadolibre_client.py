@@ -11,6 +11,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.errors import (
     AuthError,
@@ -22,6 +24,8 @@ from connectors.errors import (
 from connectors.mercadolibre.client import MercadoLibreClient, parse_retry_after
 
 API = "https://api.mercadolibre.test"
+#: The longest wait a Retry-After gets (``client.MAX_RETRY_AFTER``).
+DAY = 86400.0
 
 
 class RecordingLimiter:
@@ -274,3 +278,33 @@ async def test_error_messages_never_carry_the_token(client: MercadoLibreClient) 
     with pytest.raises(TransientError) as caught:
         await client.request("GET", "/orders/1", what="order", token="APP_USR-secret-token")
     assert "APP_USR-secret-token" not in str(caught.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.floats().map(repr),
+        st.datetimes(timezones=st.timezones()).map(format_datetime),
+        st.builds(
+            "{}, {:02d} Jan {:04d} 00:00:00 {}{:04d}".format,
+            st.sampled_from(["Mon", "Fri"]),
+            st.integers(1, 31),
+            st.integers(1, 9999),
+            st.sampled_from("+-"),
+            st.integers(0, 2359),
+        ),
+    )
+)
+def test_retry_after_is_a_bounded_number_of_seconds_or_none(value: str) -> None:
+    seconds = parse_retry_after(value)
+    if seconds is not None:
+        assert 0.0 <= seconds <= DAY
+        timedelta(seconds=seconds)  # what the runner makes of it
+
+
+def test_retry_after_that_would_overflow_is_clamped() -> None:
+    assert parse_retry_after("1e999") == DAY
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 -2359") == DAY
+    assert parse_retry_after("Mon, 01 Jan 0001 00:00:00 +1400") == 0.0

@@ -18,6 +18,7 @@ import respx
 from connectors.base import NoLimit
 from connectors.errors import AuthError, DataError, TransientError
 from connectors.mercadolibre import MercadoLibreConnector, factory
+from connectors.mercadolibre.mapping import map_order
 from connectors.models import Order, OrderStatus
 from tests.connectors.ml_fixtures import CLIENT_ID, REDIRECT_URI, ml_settings
 
@@ -460,6 +461,54 @@ def test_idempotency_key(connector: MercadoLibreConnector) -> None:
         connector.idempotency_key("1" * 29)
     with pytest.raises(DataError):
         connector.idempotency_key("12-34")
+
+
+SECOND_SPELLINGS = [
+    "02000010733434062",
+    "+2000010733434062",
+    " 2000010733434062",
+    "2000010733434062\n",
+    "\uff12\uff10\uff10\uff10",  # full-width digits
+    "0",
+    "9223372036854775808",
+]
+
+
+@pytest.mark.parametrize("spelling", SECOND_SPELLINGS)
+async def test_a_second_spelling_of_an_order_id_never_leaves_nor_makes_a_key(
+    connector: MercadoLibreConnector, spelling: str
+) -> None:
+    # Mercado Libre answers /orders/0123 with order 123: a second spelling asked for
+    # would bring the order back under a second key.
+    with respx.mock(assert_all_called=False) as mock:
+        with pytest.raises(DataError) as caught:
+            await connector.fetch_order(TOKEN, spelling)
+        assert caught.value.code == "invalid_order_id"
+        assert not mock.calls
+    for derive in (connector.idempotency_key, connector.canonical_order_id):
+        with pytest.raises(DataError):
+            derive(spelling)
+
+
+def test_an_order_id_is_canonical_as_number_or_as_its_one_spelling() -> None:
+    assert map_order(mco_order(id=2000010733434062)).external_id == "2000010733434062"
+    assert map_order(mco_order(id="2000010733434062")).external_id == "2000010733434062"
+    for bad in ("02000010733434062", 2000010733434062.0, True, -5, 2**63):
+        with pytest.raises(DataError):
+            map_order(mco_order(id=bad))
+
+
+def test_order_times_out_of_range_are_no_times() -> None:
+    order = map_order(
+        mco_order(
+            date_created="0001-01-01T00:00:00.000+14:00",
+            date_closed="9999-12-31T23:59:59.999-14:00",
+            date_last_updated="not a time",
+            last_updated="2026-03-02T11:00:00.000-04:00",
+        )
+    )
+    assert order.created_at is None and order.closed_at is None
+    assert order.updated_at == datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
 def _order(external_id: str) -> Order:

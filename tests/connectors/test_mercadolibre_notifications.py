@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.base import InboundRequest, NoLimit
 from connectors.errors import InvalidNotification
 from connectors.mercadolibre import MercadoLibreConnector, factory
+from connectors.mercadolibre.mapping import parse_time
 from tests.connectors.ml_fixtures import CLIENT_ID, WEBHOOK_TOKEN, ml_settings
 
 ORDER_BODY: dict[str, Any] = {
@@ -28,6 +31,10 @@ ORDER_BODY: dict[str, Any] = {
 def connector(**overrides: Any) -> MercadoLibreConnector:
     # Parsing makes no call; the client is never used.
     return factory(httpx.AsyncClient(), ml_settings(**overrides), NoLimit())
+
+
+#: One connector for the fuzzed tests, which parse hundreds of bodies.
+PARSER = connector()
 
 
 def inbound(
@@ -215,3 +222,110 @@ def test_long_keys_are_hashed_to_fit() -> None:
     other = c.parse_notification(inbound({**ORDER_BODY, "_id": long_id + "y"}))
     assert other.dedupe_key != n.dedupe_key
     assert len(other.dedupe_key) <= 190
+
+
+# --- one spelling per id ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "/orders/02195160686",  # ML answers this with order 2195160686
+        "/orders/0",
+        "/orders/+2195160686",
+        "/orders/-2195160686",
+        "/orders/ 2195160686",
+        "/orders/2195160686 ",
+        "/orders/\u0662\u0661\u0669\u0665",  # Arabic-Indic digits
+        "/orders/\uff12\uff11\uff19\uff15",  # full-width digits
+        "/orders/9223372036854775808",  # 2^63: beyond a 64-bit id
+        "/orders/" + "9" * 20,
+    ],
+)
+def test_an_order_id_in_any_but_its_one_spelling_is_refused(resource: str) -> None:
+    with pytest.raises(InvalidNotification) as caught:
+        connector().parse_notification(inbound({**ORDER_BODY, "resource": resource}))
+    assert caught.value.field == "resource"
+
+
+def test_the_largest_64_bit_order_id_is_an_order_id() -> None:
+    n = connector().parse_notification(
+        inbound({**ORDER_BODY, "resource": "/orders/9223372036854775807"})
+    )
+    assert n.order_id == "9223372036854775807"
+
+
+@pytest.mark.parametrize("user_id", ["0468424240", " 468424240", "+468424240", 0, -468424240])
+def test_a_user_id_in_a_second_spelling_is_refused(user_id: Any) -> None:
+    with pytest.raises(InvalidNotification) as caught:
+        connector().parse_notification(inbound({**ORDER_BODY, "user_id": user_id}))
+    assert caught.value.field == "user_id"
+
+
+# --- times from outside ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "received",
+    [
+        "0001-01-01T00:00:00.000+14:00",  # year 1 becomes year 0 in UTC: OverflowError
+        "9999-12-31T23:59:59.999-14:00",  # and year 10000
+        "9999-06-01T00:00:00Z",
+        "1969-12-31T23:59:59.999Z",
+        "2019-10-30T16:19:20.106Z" + " " * 100,
+    ],
+)
+def test_a_received_time_out_of_range_is_refused(received: str) -> None:
+    with pytest.raises(InvalidNotification) as caught:
+        connector().parse_notification(inbound({**ORDER_BODY, "received": received}))
+    assert caught.value.field == "received"
+
+
+def _refused_or_aware_utc(parsed: datetime | None) -> None:
+    if parsed is not None:
+        assert parsed.tzinfo is not None and parsed.utcoffset() == timedelta(0)
+        assert 1970 <= parsed.year < 9999  # mapping.EARLIEST, mapping.LATEST
+        # What reports and windows do with a parsed time must not overflow either.
+        parsed.astimezone(timezone(timedelta(hours=-14)))
+        parsed.astimezone(timezone(timedelta(hours=14)))
+
+
+#: Text shaped like ISO 8601 timestamps, with every field free to go out of range.
+ISO_LIKE = st.builds(
+    "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}{}{}".format,
+    st.integers(0, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+    st.sampled_from(["", ".0", ".123", ".123456", ".1234567"]),
+    st.one_of(
+        st.just(""),
+        st.just("Z"),
+        st.builds(
+            "{}{:02d}:{:02d}".format,
+            st.sampled_from("+-"),
+            st.integers(0, 24),
+            st.integers(0, 60),
+        ),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(ISO_LIKE, st.text(max_size=80), st.none(), st.integers(), st.floats()))
+def test_parse_time_gives_an_aware_utc_time_or_none(value: Any) -> None:
+    _refused_or_aware_utc(parse_time(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ISO_LIKE, st.text(max_size=80)))
+def test_any_received_is_parsed_or_cleanly_refused(received: str) -> None:
+    try:
+        n = PARSER.parse_notification(inbound({**ORDER_BODY, "received": received}))
+    except InvalidNotification as exc:
+        assert exc.field == "received"
+    else:
+        _refused_or_aware_utc(n.received_at)
+        assert n.received_at is not None

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from conexapi.models import ReconciliationLine, ReconciliationReport
+from conexapi.db import unit_of_work
+from conexapi.models import OrderSync, ReconciliationLine, ReconciliationReport
 from conexapi.reconcile.report import build_report, colombia_date
 from conexapi.reconcile.rules import sale_day
 from conexapi.reconcile.service import reconcile_pipeline
@@ -152,3 +153,79 @@ async def test_rebuilding_a_day_replaces_its_report(tmp_path: Path) -> None:
             assert report.invoices_found == report.orders_to_invoice
             count = await s.scalar(select(func.count()).select_from(ReconciliationLine))
             assert count == 0
+
+
+async def _second_invoice_under_another_key(
+    w: World, order_id: str, body: dict[str, Any], key: str
+) -> dict[str, Any]:
+    """What a forged notification for ``0<id>`` left behind before ids were canonical:
+    a second invoice of the sale under another key, tied to an order row of its own."""
+    auth = await w.siigo.post("/auth", json={"username": SIIGO_USER, "access_key": ACCESS_KEY})
+    auth.raise_for_status()
+    resp = await w.siigo.post(
+        "/v1/invoices",
+        json=body,
+        headers={
+            "Authorization": f"Bearer {auth.json()['access_token']}",
+            "Partner-Id": "ConexAPI",
+            "Idempotency-Key": key,
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    created: dict[str, Any] = resp.json()
+    async with unit_of_work(w.res.sessionmaker) as s:
+        s.add(
+            OrderSync(
+                pipeline_id=w.pipeline_id,
+                external_order_id=order_id,
+                state="invoiced",
+                idempotency_key=key,
+                erp_document_id=created["id"],
+                erp_document_name=created["name"],
+            )
+        )
+    return created
+
+
+async def test_two_erp_invoices_naming_one_order_are_a_duplicate_whatever_their_keys(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path, reconcile_lookback_seconds=3 * 86400) as w:
+        [order_id] = await w.generate(1, seed=23)
+        await reconcile_pipeline(w.ctx, w.pipeline_id)
+        await w.run_queued()
+        [first] = await w.invoices()
+        assert first["idempotency_key"] == f"ML{order_id}"
+        # The product's records know one invoice for the order (and one for "another").
+        second = await _second_invoice_under_another_key(
+            w, f"0{order_id}", first["request_body"], f"ML0{order_id}"
+        )
+
+        day = sale_day(map_order(await w.ml_order(order_id)))
+        lines = (await report_lines(w, {day}))[day]
+        assert [(ln.kind, ln.external_order_id) for ln in lines] == [
+            ("duplicate_invoice", order_id)
+        ]
+        assert {i["id"] for i in lines[0].invoices} == {first["invoice"]["id"], second["id"]}
+
+
+async def test_an_invoice_tied_to_a_second_spelling_of_an_order_is_a_difference(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path, reconcile_lookback_seconds=3 * 86400) as w:
+        [order_id] = await w.generate(1, seed=24)
+        await reconcile_pipeline(w.ctx, w.pipeline_id)
+        await w.run_queued()
+        [first] = await w.invoices()
+        # This time the second invoice names no order (its observations were edited): only
+        # the product's record ties it, to "0<id>", which is no order of the marketplace.
+        body = {**first["request_body"], "observations": "Venta"}
+        second = await _second_invoice_under_another_key(w, f"0{order_id}", body, f"ML0{order_id}")
+
+        today = colombia_date(datetime.now(UTC))
+        lines = (await report_lines(w, {today}))[today]
+        assert ("invoice_without_order", f"0{order_id}") in {
+            (ln.kind, ln.external_order_id) for ln in lines
+        }
+        [line] = [ln for ln in lines if ln.external_order_id == f"0{order_id}"]
+        assert [i["id"] for i in line.invoices] == [second["id"]]

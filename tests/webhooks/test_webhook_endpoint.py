@@ -168,6 +168,30 @@ async def test_bad_input_gets_the_envelope_and_nothing_is_stored(
     assert await events(app_settings) == []
 
 
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        # Mercado Libre would answer /orders/02000003508419013 with order 2000003508419013.
+        ({"resource": "/orders/02000003508419013"}, "resource"),
+        ({"resource": "/orders/9223372036854775808"}, "resource"),  # 2^63
+        ({"user_id": f"0{SELLER}"}, "user_id"),
+        ({"received": "0001-01-01T00:00:00.000+14:00"}, "received"),  # overflowed in UTC
+        ({"received": "9999-12-31T23:59:59.999-14:00"}, "received"),
+        ({"received": "1969-12-31T23:59:59Z"}, "received"),
+    ],
+)
+async def test_second_spellings_of_ids_and_impossible_times_are_400s(
+    app_client: httpx.AsyncClient, app_settings: Settings, changes: dict[str, Any], field: str
+) -> None:
+    resp = await app_client.post("/webhooks/mercadolibre", json=note(**changes))
+    assert resp.status_code == 400, resp.text
+    err = resp.json()
+    assert err["status"] == "error" and err["request_id"]
+    assert err["error"]["code"] == "invalid_notification"
+    assert err["error"]["details"] == {"field": field}
+    assert await events(app_settings) == []
+
+
 async def test_unknown_connector_is_404(app_client: httpx.AsyncClient) -> None:
     resp = await app_client.post("/webhooks/nosuchplace", json=note())
     assert resp.status_code == 404

@@ -22,6 +22,7 @@ from connectors.mercadolibre.sandbox.state import (
     MLState,
     NotifyTarget,
     is_id,
+    parse_stamp,
     utc_stamp,
 )
 
@@ -195,10 +196,7 @@ class Notifier:
         horizon = datetime.now(UTC) - timedelta(seconds=cfg.missed_feeds_retention_seconds)
         keep = []
         for entry in self.state.missed_feeds:
-            try:
-                received = datetime.fromisoformat(str(entry["received"]).replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            if received >= horizon:
+            received = parse_stamp(entry.get("received"))
+            if received is not None and received >= horizon:
                 keep.append(entry)
         self.state.missed_feeds[:] = keep

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from connectors.mercadolibre.mapping import parse_time
 from connectors.sandbox_kit import Sandbox, SandboxConfig
 
 #: Mercado Libre stamps ``date_created``/``date_closed``/``last_updated`` in UTC-4.
@@ -98,13 +99,9 @@ def local_stamp(moment: datetime) -> str:
 
 
 def parse_stamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # The connector's own parser: an admin-given or query stamp out of range (year 1 at
+    # +14:00, the last millisecond of 9999) is no stamp, not an overflow later.
+    return parse_time(value)
 
 
 # --- records -------------------------------------------------------------------------------
