@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: auto (JSON in production, readable otherwise), json or console.
     log_format: LogFormat = LogFormat.auto
+    #: When set, ``/metrics`` (the API's and each worker's) answers only requests sent with
+    #: ``Authorization: Bearer <this token>``; empty: open to whoever reaches the port.
+    metrics_token: SecretStr = SecretStr("")
 
     #: Child processes per ``conexapi worker``.
     worker_concurrency: int = 2
