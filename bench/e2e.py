@@ -190,6 +190,8 @@ def run(orders: int = 600, workers: int = 8, runs_per_worker: int = 12) -> dict[
         CONEXAPI_SANDBOX_MERCADOLIBRE_PORT=str(ml_port),
         CONEXAPI_SANDBOX_SIIGO_PORT=str(siigo_port),
         CONEXAPI_WORKER_CONCURRENCY=str(workers),
+        # Served as in production (multiprocess metrics included), on a port free here.
+        CONEXAPI_WORKER_METRICS_PORT=str(free_port()),
         CONEXAPI_SWEEPER_INTERVAL_SECONDS="2",
         CONEXAPI_RETRY_BASE_SECONDS="2",
         CONEXAPI_WORKER_RUNS_PER_PROCESS=str(runs_per_worker),

@@ -12,11 +12,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from conexapi import __version__
 from conexapi.health.endpoints import router as health_router
 from conexapi.kit import jobs
+from conexapi.kit.docs import install_docs
 from conexapi.kit.errors import install_error_handlers
 from conexapi.kit.logging import configure_logging
 from conexapi.kit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from conexapi.kit.proxies import behind_proxies
 from conexapi.kit.resources import open_resources
+from conexapi.kit.security import SecurityHeadersMiddleware, json_answer_headers
 from conexapi.settings import Settings, get_settings
 
 
@@ -62,9 +64,13 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
         version=__version__,
         summary="Marketplace sales become ERP invoices: exactly one per order.",
         lifespan=lifespan,
+        # Served by install_docs instead, each page with the policy it needs (kit/docs.py).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health_router)
+    install_docs(app)
     for router in _domain_routers():
         app.include_router(router)
     from conexapi.ops.openapi import document_errors
@@ -72,9 +78,17 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
     document_errors(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: it completes the envelopes the middlewares above answer themselves too.
+    https = settings.public_url.startswith("https://")
+    app.add_middleware(SecurityHeadersMiddleware, https=https)
     from conexapi.webhooks.endpoints import WebhookFastPath
 
-    front = WebhookFastPath(partial(FastAPI.__call__, app), app.state, settings.max_body_bytes)
+    front = WebhookFastPath(
+        partial(FastAPI.__call__, app),
+        app.state,
+        settings.max_body_bytes,
+        json_answer_headers(https),
+    )
     # Outermost, so every part of the app sees the same client address.
     app.front = behind_proxies(front, settings.trusted_proxies)
     return app

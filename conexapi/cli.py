@@ -39,11 +39,26 @@ def worker(
     concurrency: int | None = typer.Option(None, help="Child processes."),
     pool: str = typer.Option("prefork", help="Celery pool (prefork, solo)."),
 ) -> None:
-    """Run a Celery worker (extra arguments go to Celery)."""
+    """Run a Celery worker (extra arguments go to Celery); it serves its metrics on
+    CONEXAPI_WORKER_METRICS_PORT."""
+    from workers.metrics import WorkerMetricsError, open_worker_metrics
+
+    settings = get_settings()
+    # Before the tasks' modules are imported: their metrics must be made multiprocess.
+    try:
+        metrics = open_worker_metrics(settings)
+    except WorkerMetricsError as exc:
+        typer.echo(f"worker: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    from celery.signals import worker_ready
+
     from workers import tasks  # noqa: F401
     from workers.celery_app import app
 
-    settings = get_settings()
+    if metrics is not None:
+        # Once the pool has forked its children: the serving thread is not copied into them.
+        worker_ready.connect(lambda **_: metrics.serve(), weak=False)
     argv = [
         "worker",
         "--loglevel",
@@ -54,7 +69,11 @@ def worker(
         str(concurrency or settings.worker_concurrency),
         *ctx.args,
     ]
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 @cli.command()

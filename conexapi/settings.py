@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: auto (JSON in production, readable otherwise), json or console.
     log_format: LogFormat = LogFormat.auto
+    #: When set, ``/metrics`` (the API's and each worker's) answers only requests sent with
+    #: ``Authorization: Bearer <this token>``; empty: open to whoever reaches the port.
+    metrics_token: SecretStr = SecretStr("")
+    #: Where each ``conexapi worker`` serves the metrics of its processes (``/metrics``)
+    #: for Prometheus to scrape; port 0 serves none.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9191
 
     #: Child processes per ``conexapi worker``.
     worker_concurrency: int = 2

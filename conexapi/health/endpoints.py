@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from conexapi.deps import ResourcesDep
+from conexapi.deps import ResourcesDep, SettingsDep
 from conexapi.health.service import readiness
+from conexapi.kit.errors import Unauthorized
+from conexapi.kit.security import METRICS_REFUSED, bearer_matches
+from conexapi.ops.openapi import error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -28,6 +31,14 @@ async def readyz(resources: ResourcesDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of this API process (each worker serves its own)",
+    response_class=Response,
+    responses=error_responses(401),
+)
+async def metrics(request: Request, settings: SettingsDep) -> Response:
+    token = settings.metrics_token.get_secret_value()
+    if token and not bearer_matches(request.headers.get("authorization"), token):
+        raise Unauthorized(METRICS_REFUSED)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

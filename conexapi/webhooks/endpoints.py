@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -150,14 +151,22 @@ class WebhookFastPath:
 
     It does what the middleware stack does for any request, no more: takes or makes the
     request id (bound for logs, returned in ``X-Request-ID``), refuses bodies over the
-    limit with 413, counts the request in the same metrics, and answers an unexpected
-    failure with a logged 500 in the envelope.
+    limit with 413, counts the request in the same metrics, answers an unexpected
+    failure with a logged 500 in the envelope, and sends the same security headers.
     """
 
-    def __init__(self, app: ASGIApp, state: Any, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: Any,
+        max_bytes: int,
+        security_headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         self.app = app
         self.state = state
         self.max_bytes = max_bytes
+        # What the stack's SecurityHeadersMiddleware adds to a JSON answer (kit/security.py).
+        self.security_headers = tuple(security_headers)
         self._requests: dict[int, Any] = {}
         self._latency = LATENCY.labels("POST", ROUTE)
 
@@ -197,7 +206,9 @@ class WebhookFastPath:
                 answer = envelope(
                     "internal_error", "An internal error occurred; it has been logged."
                 )
-            await send_json(send, status, answer, [(b"x-request-id", rid.encode())])
+            await send_json(
+                send, status, answer, [(b"x-request-id", rid.encode()), *self.security_headers]
+            )
         finally:
             counter = self._requests.get(status)
             if counter is None:

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from conexapi.kit.jobs import Job
+from conexapi.serving import free_port
 from conexapi.settings import Settings
 from workers.celery_app import create_celery
 from workers.sender import CelerySender, RedisSender
@@ -36,6 +37,8 @@ def worker_process(
         "CONEXAPI_REDIS_URL": redis_url,
         "CONEXAPI_DATABASE_URL": sqlite_url,
         "CONEXAPI_LOG_FORMAT": "json",
+        # Other test sessions run workers on this host at the same time.
+        "CONEXAPI_WORKER_METRICS_PORT": str(free_port()),
     }
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:

@@ -84,7 +84,7 @@ def test_image_entrypoint_is_the_cli(stages: list[list[tuple[str, str]]]) -> Non
 
 def test_compose_has_every_service_on_one_network(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"mariadb", "redis", *APP_SERVICES}
+    assert set(services) == {"mariadb", "redis", *APP_SERVICES, "prometheus"}
     assert list(compose["networks"]) == ["conexapi"]
     for name, service in services.items():
         assert service.get("networks") == ["conexapi"], name

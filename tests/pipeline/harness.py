@@ -94,12 +94,15 @@ class Workers:
     env: dict[str, str]
     log_dir: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Each worker's metrics endpoint, by pid: several workers share this host.
+    metrics_urls: dict[int, str] = field(default_factory=dict)
 
     def start(self, count: int = 1, concurrency: int = 2) -> list[subprocess.Popen[bytes]]:
         started = []
         for _ in range(count):
             n = len(self.procs) + 1
             log = open(self.log_dir / f"worker{n}.log", "wb")  # noqa: SIM115
+            metrics_port = free_port()
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -115,12 +118,20 @@ class Workers:
                     "--without-gossip",
                 ],
                 cwd=ROOT,
-                env={**os.environ, **self.env},
+                env={
+                    **os.environ,
+                    **self.env,
+                    "CONEXAPI_WORKER_METRICS_HOST": "127.0.0.1",
+                    "CONEXAPI_WORKER_METRICS_PORT": str(metrics_port),
+                    # Its metric files, left behind by a SIGKILL, go with the test's files.
+                    "TMPDIR": str(self.log_dir),
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             self.procs.append(proc)
+            self.metrics_urls[proc.pid] = f"http://127.0.0.1:{metrics_port}/metrics"
             started.append(proc)
         return started
 
