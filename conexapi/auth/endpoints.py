@@ -100,7 +100,12 @@ class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120, examples=["erp-sync-bot"])
     role: Role
     merchant_ids: MerchantIds = Field(default_factory=list)
-    expires_at: UtcDatetime | None = None
+    expires_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the key stops working: in the future, at most "
+        f"{service.API_KEY_MAX_LIFETIME.days} days ahead. Leave out for a key that does "
+        "not expire.",
+    )
 
 
 class TokenRequest(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -208,16 +208,60 @@ async def test_api_keys_shown_once_scoped_and_revocable(app_client: httpx.AsyncC
     _refused(await _me(app_client, key))
     # A key with a changed character, and one whose prefix exists with another secret.
     _refused(await _me(app_client, key[:-1] + ("a" if key[-1] != "a" else "b")))
-    expired = await app_client.post(
+    short_lived = await app_client.post(
         "/api/v1/api-keys",
         json={
             "name": "short-lived",
             "role": "admin",
-            "expires_at": (utcnow() - timedelta(seconds=1)).isoformat(),
+            "expires_at": (utcnow() + timedelta(hours=1)).isoformat(),
         },
         headers=admin,
     )
-    _refused(await _me(app_client, expired.json()["key"]))
+    assert short_lived.status_code == 201, short_lived.text
+    assert (await _me(app_client, short_lived.json()["key"])).status_code == 200
+    async with sm() as s:
+        row = await s.get(ApiKey, short_lived.json()["id"])
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(seconds=1)  # its hour has passed
+        await s.commit()
+    _refused(await _me(app_client, short_lived.json()["key"]))
+
+
+@pytest.mark.parametrize(
+    "expires_at",
+    [
+        utcnow() - timedelta(seconds=1),  # already expired
+        utcnow() - timedelta(days=3650),
+        utcnow() + timedelta(days=731),  # past the longest lifetime
+        datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+    ],
+    ids=["a second ago", "ten years ago", "731 days ahead", "year 9999"],
+)
+async def test_a_key_expired_when_made_or_expiring_absurdly_late_is_refused(
+    app_client: httpx.AsyncClient, expires_at: datetime
+) -> None:
+    admin = bearer(await make_key(sessions_of(app_client), Role.admin))
+    response = await app_client.post(
+        "/api/v1/api-keys",
+        json={"name": "odd", "role": "admin", "expires_at": expires_at.isoformat()},
+        headers=admin,
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_expiry"
+    assert "in the future and at most 730 days ahead" in error["message"]
+    assert error["details"]["field"] == "expires_at"
+    assert error["details"]["after"] < error["details"]["not_after"]
+    async with sessions_of(app_client)() as s:
+        assert await s.scalar(select(ApiKey).where(ApiKey.name == "odd")) is None
+    # The bounds themselves are fine, and so is no expiry at all.
+    for fine in (utcnow() + timedelta(minutes=1), utcnow() + timedelta(days=729), None):
+        made = await app_client.post(
+            "/api/v1/api-keys",
+            json={"name": "fine", "role": "admin", "expires_at": fine and fine.isoformat()},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
 
 
 @pytest.mark.parametrize(
