@@ -12,10 +12,17 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from conexapi.kit.errors import AppError
 from conexapi.models import OrderSync
-from conexapi.ops.pagination import SortKey, decode_cursor, encode_cursor, sort_key
+from conexapi.ops.pagination import (
+    SortKey,
+    UtcDatetime,
+    decode_cursor,
+    encode_cursor,
+    sort_key,
+)
 
 SORTS = [
     sort_key(name, {"id": OrderSync.id, "created_at": OrderSync.created_at})
@@ -120,3 +127,21 @@ def test_a_value_of_another_type_than_the_column_is_refused(value: Any, sort: So
     with pytest.raises(AppError) as refused:
         decode_cursor(b64(json.dumps([sort.name, value, 5]).encode()), sort)
     assert refused.value.status_code == 400
+
+
+UTC_DATETIME: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text()
+    | st.datetimes(timezones=st.none() | st.timezones()).map(datetime.isoformat)
+    | st.sampled_from(["0001-01-01T00:00:00.000+14:00", "9999-12-31T23:59:59.999-14:00"])
+)
+def test_time_filters_are_aware_utc_or_a_validation_error(text: str) -> None:
+    """The lists' time filters (``created_from``...): an aware UTC instant, or a 422."""
+    try:
+        value = UTC_DATETIME.validate_python(text)
+    except ValidationError:
+        return
+    assert value.utcoffset() == timedelta(0)

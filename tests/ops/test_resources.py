@@ -246,3 +246,31 @@ async def test_pipeline_settings_are_validated_and_audited(
     )
     assert len(audit) == 1
     assert audit[0]["details"]["name"] == {"from": "alpha pipeline", "to": "Renamed"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/pipelines"),
+        ("POST", "/api/v1/orders/retry"),
+        ("PUT", "/api/v1/pipelines/{pipeline_id}/mappings"),
+        ("PATCH", "/api/v1/merchants/{merchant_id}"),
+    ],
+)
+async def test_a_body_nested_100000_levels_deep_is_a_400(
+    app_client: httpx.AsyncClient, world: World, method: str, path: str
+) -> None:
+    """FastAPI parses these bodies; a RecursionError in its parser must not be a 500."""
+    url = path.format(pipeline_id=world.a.pipeline_id, merchant_id=world.a.merchant_id)
+    response = await app_client.request(
+        method,
+        url,
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={
+            **world.headers("admin"),
+            "content-type": "application/json",
+            "Idempotency-Key": "deep-body-0001",
+        },
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["status"] == "error" and response.json()["request_id"]
