@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from conexapi.auth.principal import Principal
@@ -18,10 +18,11 @@ from conexapi.auth.ratelimit import AuthRateLimiter, client_address
 from conexapi.auth.service import AuthenticationFailed, authenticate
 from conexapi.db import unit_of_work
 from conexapi.deps import ResourcesDep
-from conexapi.kit.errors import Forbidden, Unauthorized
-from conexapi.models import Role
+from conexapi.kit.errors import Forbidden, NotFound, Unauthorized
+from conexapi.models import Merchant, Role
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 (a path, not a secret)
+MAX_ID = 2**63 - 1
 
 bearer_scheme = OAuth2PasswordBearer(
     tokenUrl=TOKEN_URL,
@@ -73,9 +74,49 @@ def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-#: Any authenticated caller (reads).
-Viewer = Annotated[Principal, Depends(require(Role.viewer))]
-#: Operators and admins (retry, pause, edit).
-Operator = Annotated[Principal, Depends(require(Role.operator))]
-#: Admins only (users, API keys, merchants).
+MerchantHeader = Annotated[
+    int | None,
+    Header(
+        ge=1,
+        le=MAX_ID,
+        description="Act for this merchant only: lists show only its objects and another "
+        "merchant's are not found. Without it, everything the caller may see.",
+    ),
+]
+
+
+def acting(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """``require(role)``, then narrowed to the merchant named in ``X-Merchant-Id``.
+
+    The narrowed principal sees that merchant alone, so every scoping rule (lists' filters,
+    loading one object, bulk operations) honours the header without knowing about it. A
+    merchant the caller may not see, or that does not exist, is a 404, as in
+    ``MerchantScope``.
+    """
+    allowed = require(role)
+
+    # A default, not ``Annotated``: the annotations are strings (``from __future__``) that
+    # FastAPI resolves in the module's namespace, where ``allowed`` does not exist.
+    async def narrow(
+        resources: ResourcesDep,
+        principal: Principal = Depends(allowed),
+        x_merchant_id: MerchantHeader = None,
+    ) -> Principal:
+        if x_merchant_id is None:
+            return principal
+        if not principal.sees(x_merchant_id):
+            raise NotFound(f"merchant {x_merchant_id} not found.")
+        async with resources.sessionmaker() as check:
+            if await check.get(Merchant, x_merchant_id) is None:
+                raise NotFound(f"merchant {x_merchant_id} not found.")
+        return principal.acting_for_merchant(x_merchant_id)
+
+    return narrow
+
+
+#: Any authenticated caller (reads), acting for the merchant in ``X-Merchant-Id`` if named.
+Viewer = Annotated[Principal, Depends(acting(Role.viewer))]
+#: Operators and admins (retry, pause, edit), acting for the merchant named, if one is.
+Operator = Annotated[Principal, Depends(acting(Role.operator))]
+#: Admins only (users, API keys, merchants): the installation's, not a merchant's.
 Admin = Annotated[Principal, Depends(require(Role.admin))]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import APIRouter, Form, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from conexapi.auth import service
@@ -16,7 +18,8 @@ from conexapi.auth.passwords import MIN_PASSWORD_LENGTH
 from conexapi.auth.principal import Principal
 from conexapi.auth.ratelimit import AuthRateLimiter, client_address
 from conexapi.deps import ResourcesDep, SessionDep
-from conexapi.kit.errors import NotFound, Unauthorized, ValidationFailed
+from conexapi.kit.errors import AppError, BadRequest, NotFound, Unauthorized, ValidationFailed
+from conexapi.kit.jsondepth import MAX_DEPTH, nested_deeper_than
 from conexapi.models import ApiKey, Role, User, UserMerchant
 from conexapi.ops.audit import Origin, record
 from conexapi.ops.openapi import COMMON_ERRORS, error_responses
@@ -97,7 +100,73 @@ class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120, examples=["erp-sync-bot"])
     role: Role
     merchant_ids: MerchantIds = Field(default_factory=list)
-    expires_at: UtcDatetime | None = None
+    expires_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the key stops working: in the future, at most "
+        f"{service.API_KEY_MAX_LIFETIME.days} days ahead. Leave out for a key that does "
+        "not expire.",
+    )
+
+
+class TokenRequest(BaseModel):
+    """A login (``grant_type=password``) or a refresh, as OAuth2 form fields or JSON.
+
+    Other fields (an OAuth2 client's ``scope``, ``client_id``) are ignored.
+    """
+
+    grant_type: Literal["password", "refresh_token"] = "password"
+    username: str | None = Field(default=None, max_length=254)
+    password: str | None = Field(default=None, max_length=1000)
+    refresh_token: str | None = Field(default=None, max_length=200)
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+_TOKEN_SCHEMA = TokenRequest.model_json_schema()
+
+
+async def token_request(request: Request) -> TokenRequest:
+    """The body of ``POST /auth/token``: the OAuth2 form (what OAuth2 clients and the docs
+    page send) or the same fields as a JSON object (what most API clients send).
+
+    FastAPI takes one body type per route, so the body is read here and documented by
+    hand (the route's ``openapi_extra``); errors are the ones FastAPI would answer.
+    """
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = await request.body()
+    fields: object
+    if media_type == "application/json" or media_type.endswith("+json"):
+        if nested_deeper_than(body):
+            raise BadRequest(
+                f"The JSON body nests more than {MAX_DEPTH} levels deep; send "
+                '{"username": ..., "password": ...}.',
+                code="body_too_deep",
+                details={"max_depth": MAX_DEPTH},
+            )
+        try:
+            # UTF-8, as RFC 8259 has it (the depth was counted on UTF-8 text).
+            fields = json.loads(body.decode("utf-8"))
+        except ValueError:
+            raise BadRequest(
+                'The request body is not valid JSON; send {"username": ..., "password": ...}.',
+                code="malformed_json",
+            ) from None
+    elif media_type in _FORMS or not body:
+        fields = dict(await request.form())
+    else:
+        raise AppError(
+            "Send the fields as a form (application/x-www-form-urlencoded) or as a JSON "
+            "object (application/json).",
+            code="unsupported_media_type",
+            status_code=415,
+            details={"content_type": media_type[:100]},
+        )
+    try:
+        return TokenRequest.model_validate(fields)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        ) from None
 
 
 def _token_out(issued: service.IssuedTokens, ttl: int) -> TokenOut:
@@ -117,17 +186,26 @@ def _token_out(issued: service.IssuedTokens, ttl: int) -> TokenOut:
     response_model=TokenOut,
     tags=["auth"],
     summary="Log in (grant_type=password) or refresh (grant_type=refresh_token)",
-    responses=error_responses(400, 401, 422, 429),
+    description="Takes the OAuth2 form fields or the same fields as a JSON object.",
+    responses=error_responses(400, 401, 415, 422, 429),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media_type: {"schema": _TOKEN_SCHEMA}
+                for media_type in ("application/x-www-form-urlencoded", "application/json")
+            },
+        }
+    },
 )
 async def token(
     request: Request,
     session: SessionDep,
     resources: ResourcesDep,
-    grant_type: Annotated[Literal["password", "refresh_token"], Form()] = "password",
-    username: Annotated[str | None, Form(max_length=254)] = None,
-    password: Annotated[str | None, Form(max_length=1000)] = None,
-    refresh_token: Annotated[str | None, Form(max_length=200)] = None,
+    data: Annotated[TokenRequest, Depends(token_request)],
 ) -> TokenOut:
+    grant_type, username, password = data.grant_type, data.username, data.password
+    refresh_token = data.refresh_token
     settings = resources.settings
     limiter = AuthRateLimiter.for_resources(resources)
     address = client_address(request)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from conexapi.models import Role
 
@@ -21,6 +21,8 @@ class Principal:
     merchant_ids: frozenset[int] | None
     #: the login an access token belongs to (users only)
     session_id: int | None = None
+    #: the merchant named in ``X-Merchant-Id``, when the request names one
+    acting_for: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -33,6 +35,11 @@ class Principal:
 
     def at_least(self, role: Role) -> bool:
         return _RANK[self.role] >= _RANK[role]
+
+    def acting_for_merchant(self, merchant_id: int) -> Principal:
+        """This caller, seeing only ``merchant_id`` (one it sees) for this request."""
+        assert self.sees(merchant_id)
+        return replace(self, merchant_ids=frozenset({merchant_id}), acting_for=merchant_id)
 
     def sees(self, merchant_id: int | None) -> bool:
         if self.merchant_ids is None:

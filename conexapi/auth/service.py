@@ -31,6 +31,9 @@ log = structlog.get_logger(__name__)
 
 #: ``last_used_at`` is written at most this often, so reads do not all become writes.
 TOUCH_EVERY = timedelta(seconds=60)
+#: The furthest ahead an API key's expiry may be set: an expiry years away is a typo more
+#: often than a plan. A key meant to last is made without one (and revoked when done).
+API_KEY_MAX_LIFETIME = timedelta(days=730)
 
 
 class AuthenticationFailed(Exception):
@@ -263,6 +266,8 @@ async def create_api_key(
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """The row and the key itself: shown to the caller once, never stored."""
+    now = utcnow()
+    _check_expiry(expires_at, now)
     merchants = await _check_merchants(session, merchant_ids)
     _check_scope(role, merchants)
     key, prefix, key_hash = tokens.new_api_key()
@@ -272,7 +277,7 @@ async def create_api_key(
         key_hash=key_hash,
         role=role,
         created_by_user_id=created_by,
-        created_at=utcnow(),
+        created_at=now,
         expires_at=expires_at,
     )
     session.add(row)
@@ -281,6 +286,24 @@ async def create_api_key(
         session.add(ApiKeyMerchant(api_key_id=row.id, merchant_id=merchant_id))
     await session.flush()
     return row, key
+
+
+def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
+    """A key that is expired when made, or set to expire absurdly far ahead, is refused."""
+    if expires_at is None:
+        return
+    latest = now + API_KEY_MAX_LIFETIME
+    if expires_at.tzinfo is None or not now < expires_at <= latest:
+        raise ValidationFailed(
+            f"expires_at must be in the future and at most {API_KEY_MAX_LIFETIME.days} days "
+            f"ahead (by {latest:%Y-%m-%d}); leave it out for a key that does not expire.",
+            code="invalid_expiry",
+            details={
+                "field": "expires_at",
+                "after": now.isoformat(),
+                "not_after": latest.isoformat(),
+            },
+        )
 
 
 async def api_key_merchants(session: AsyncSession, key_id: int) -> list[int]:

@@ -3,10 +3,36 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from sqlalchemy import text
 
 from conexapi.kit.resources import Resources
 from conexapi.migrate import current_revisions, head_revisions
+
+log = structlog.get_logger(__name__)
+
+
+def _failed(service: str, exc: Exception) -> dict[str, Any]:
+    """What a failed check answers: a stable code and message, never the driver's text.
+
+    ``/readyz`` needs no credentials, and error text from a driver can carry SQL, host
+    names and schema details; those go to the log, where the operator looks next.
+    """
+    timed_out = isinstance(exc, TimeoutError)
+    log.warning(
+        "readiness_check_failed",
+        check=service,
+        error_type=type(exc).__name__,
+        error=str(exc)[:1000],
+    )
+    return {
+        "ok": False,
+        "code": f"{service}_timeout" if timed_out else f"{service}_unavailable",
+        "reason": (
+            f"The {service} did not answer in time" if timed_out else f"The {service} check failed"
+        )
+        + "; the server log (readiness_check_failed) has the details.",
+    }
 
 
 async def readiness(res: Resources) -> tuple[bool, dict[str, Any]]:
@@ -30,7 +56,7 @@ async def readiness(res: Resources) -> tuple[bool, dict[str, Any]]:
             checks["migrations"]["reason"] = "run `conexapi migrate`"
     except Exception as exc:
         ok = False
-        checks["database"] = {"ok": False, "reason": type(exc).__name__ + ": " + str(exc)[:200]}
+        checks["database"] = _failed("database", exc)
     if res.redis is not None:
         try:
             async with asyncio.timeout(2):
@@ -38,7 +64,7 @@ async def readiness(res: Resources) -> tuple[bool, dict[str, Any]]:
             checks["redis"] = {"ok": True}
         except Exception as exc:
             ok = False
-            checks["redis"] = {"ok": False, "reason": type(exc).__name__ + ": " + str(exc)[:200]}
+            checks["redis"] = _failed("redis", exc)
     else:
         checks["redis"] = {"ok": True, "mode": "embedded (no Redis configured)"}
     return ok, checks

@@ -84,7 +84,11 @@ async def claim(
 ) -> Claim | JSONResponse:
     """A :class:`Claim` to do the work under, or the stored answer to send again."""
     owner = principal.ref
-    method, path, digest = request.method, request.url.path[:255], body_hash(body)
+    # The merchant the request acts for (X-Merchant-Id) decides what it does, as its body
+    # does: the same key with another merchant is another request. Hashed only when
+    # named, so the answers stored for requests that name none still match.
+    scoped = body if principal.acting_for is None else [principal.acting_for, body]
+    method, path, digest = request.method, request.url.path[:255], body_hash(scoped)
     now = utcnow()
     where = (IdempotentRequest.owner == owner, IdempotentRequest.key == key)
     existing = await session.scalar(select(IdempotentRequest).where(*where).with_for_update())

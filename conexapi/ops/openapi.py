@@ -35,6 +35,7 @@ _DESCRIPTIONS = {
     405: "Method not allowed.",
     409: "Conflicts with the current state (e.g. the order is already invoiced).",
     413: "The request body is too large.",
+    415: "The body's content type is not one the operation takes.",
     422: "The request is not valid.",
     429: "Too many attempts.",
     500: "Internal error (logged).",
@@ -79,7 +80,7 @@ def document_errors(app: FastAPI) -> None:
                     continue
                 responses = operation["responses"]
                 for code, description in _DESCRIPTIONS.items():
-                    if code in (405, 503) and str(code) not in responses:
+                    if code in (405, 415, 503) and str(code) not in responses:
                         continue
                     current = responses.get(str(code))
                     if current is None or _is_validation_default(current):

@@ -34,6 +34,7 @@ from conexapi.kit.context import (
     set_request_id,
 )
 from conexapi.kit.errors import AppError, BadRequest, NotFound, ServiceUnavailable, envelope
+from conexapi.kit.jsondepth import MAX_DEPTH, nested_deeper_than
 from conexapi.kit.middleware import LATENCY, REQUESTS, send_json
 from conexapi.kit.resources import Resources
 from conexapi.webhooks.inbox import InboxItem, InboxWriter
@@ -60,8 +61,17 @@ async def accept_notification(
     """Verify, commit to the inbox and return the acknowledgement (``WebhookAck``'s shape).
 
     Raises :class:`AppError` for what the sender must see as an error: 400 for a body the
-    connector refuses, 503 when the notification could not be committed.
+    connector refuses or one nested too deeply, 503 when it could not be committed.
     """
+    if nested_deeper_than(inbound.body):
+        # Before the connector's parser, which recurses per level (RecursionError, a 500),
+        # and before the inbox, whose readers parse the payload again on deeper stacks.
+        raise BadRequest(
+            f"The body nests arrays or objects more than {MAX_DEPTH} levels deep; "
+            "send the notification as the marketplace documents it.",
+            code="body_too_deep",
+            details={"max_depth": MAX_DEPTH},
+        )
     try:
         note = marketplace.parse_notification(inbound)
     except InvalidNotification as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -208,16 +208,60 @@ async def test_api_keys_shown_once_scoped_and_revocable(app_client: httpx.AsyncC
     _refused(await _me(app_client, key))
     # A key with a changed character, and one whose prefix exists with another secret.
     _refused(await _me(app_client, key[:-1] + ("a" if key[-1] != "a" else "b")))
-    expired = await app_client.post(
+    short_lived = await app_client.post(
         "/api/v1/api-keys",
         json={
             "name": "short-lived",
             "role": "admin",
-            "expires_at": (utcnow() - timedelta(seconds=1)).isoformat(),
+            "expires_at": (utcnow() + timedelta(hours=1)).isoformat(),
         },
         headers=admin,
     )
-    _refused(await _me(app_client, expired.json()["key"]))
+    assert short_lived.status_code == 201, short_lived.text
+    assert (await _me(app_client, short_lived.json()["key"])).status_code == 200
+    async with sm() as s:
+        row = await s.get(ApiKey, short_lived.json()["id"])
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(seconds=1)  # its hour has passed
+        await s.commit()
+    _refused(await _me(app_client, short_lived.json()["key"]))
+
+
+@pytest.mark.parametrize(
+    "expires_at",
+    [
+        utcnow() - timedelta(seconds=1),  # already expired
+        utcnow() - timedelta(days=3650),
+        utcnow() + timedelta(days=731),  # past the longest lifetime
+        datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+    ],
+    ids=["a second ago", "ten years ago", "731 days ahead", "year 9999"],
+)
+async def test_a_key_expired_when_made_or_expiring_absurdly_late_is_refused(
+    app_client: httpx.AsyncClient, expires_at: datetime
+) -> None:
+    admin = bearer(await make_key(sessions_of(app_client), Role.admin))
+    response = await app_client.post(
+        "/api/v1/api-keys",
+        json={"name": "odd", "role": "admin", "expires_at": expires_at.isoformat()},
+        headers=admin,
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_expiry"
+    assert "in the future and at most 730 days ahead" in error["message"]
+    assert error["details"]["field"] == "expires_at"
+    assert error["details"]["after"] < error["details"]["not_after"]
+    async with sessions_of(app_client)() as s:
+        assert await s.scalar(select(ApiKey).where(ApiKey.name == "odd")) is None
+    # The bounds themselves are fine, and so is no expiry at all.
+    for fine in (utcnow() + timedelta(minutes=1), utcnow() + timedelta(days=729), None):
+        made = await app_client.post(
+            "/api/v1/api-keys",
+            json={"name": "fine", "role": "admin", "expires_at": fine and fine.isoformat()},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
 
 
 @pytest.mark.parametrize(
@@ -232,3 +276,69 @@ async def test_key_scopes_are_checked(app_client: httpx.AsyncClient, body: dict[
     response = await app_client.post("/api/v1/api-keys", json=body, headers=admin)
     assert response.status_code == 422
     assert response.json()["error"]["code"] in ("validation_error", "unknown_merchant")
+
+
+async def test_login_and_refresh_take_a_json_body_as_well_as_the_form(
+    app_client: httpx.AsyncClient,
+) -> None:
+    await make_user(sessions_of(app_client), "ops@x.co", Role.admin)
+    as_json = await app_client.post(
+        "/api/v1/auth/token",
+        json={"username": "ops@x.co", "password": PASSWORD, "scope": "ignored"},
+    )
+    assert as_json.status_code == 200, as_json.text
+    tokens_ = as_json.json()
+    assert (await _me(app_client, tokens_["access_token"])).json()["label"] == "ops@x.co"
+    rotated = await app_client.post(
+        "/api/v1/auth/token",
+        json={"grant_type": "refresh_token", "refresh_token": tokens_["refresh_token"]},
+    )
+    assert rotated.status_code == 200, rotated.text
+    assert (await _me(app_client, rotated.json()["access_token"])).status_code == 200
+    # The same checks as the form: a wrong password is a 401, not a 422.
+    _refused(
+        await app_client.post(
+            "/api/v1/auth/token", json={"username": "ops@x.co", "password": "not-the-password"}
+        )
+    )
+    # And the form still works (what OAuth2 clients and the docs page send).
+    assert (await login(app_client, "ops@x.co"))["token_type"] == "bearer"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "code"),
+    [
+        (b'{"username": "ops@x.co"', "application/json", 400, "malformed_json"),
+        (b'{"username": "ops@x.co", "password": NaN}', "application/json", 422, None),
+        (b'["ops@x.co", "pw"]', "application/json", 422, "validation_error"),
+        (b'{"username": 5, "password": "pw"}', "application/json", 422, "validation_error"),
+        (b'{"grant_type": "implicit"}', "application/json", 422, "validation_error"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "body_too_deep"),
+        ('{"username": "ops@x.co"}'.encode("utf-16"), "application/json", 400, "malformed_json"),
+        (b"username=ops@x.co&password=pw", "text/plain", 415, "unsupported_media_type"),
+        (b"{}", "application/json", 422, "validation_error"),
+    ],
+)
+async def test_bad_token_bodies_get_the_envelope(
+    app_client: httpx.AsyncClient, content: bytes, content_type: str, status: int, code: str | None
+) -> None:
+    response = await app_client.post(
+        "/api/v1/auth/token", content=content, headers={"content-type": content_type}
+    )
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == "error" and body["request_id"]
+    if code:
+        assert body["error"]["code"] == code
+    assert "pw" not in response.text
+
+
+async def test_the_token_operation_documents_both_body_types(app_client: httpx.AsyncClient) -> None:
+    schema = (await app_client.get("/openapi.json")).json()
+    operation = schema["paths"]["/api/v1/auth/token"]["post"]
+    content = operation["requestBody"]["content"]
+    assert set(content) == {"application/x-www-form-urlencoded", "application/json"}
+    for media in content.values():
+        properties = media["schema"]["properties"]
+        assert set(properties) == {"grant_type", "username", "password", "refresh_token"}
+    assert {"400", "401", "415", "422", "429"} <= set(operation["responses"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from structlog.testing import capture_logs
 
 from conexapi.app import create_app
 from conexapi.migrate import head_revisions
@@ -58,7 +60,30 @@ async def test_readyz_503_when_database_unreachable(
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["database"]["ok"] is False
-    assert checks["database"]["reason"]
+    assert checks["database"]["code"] == "database_unavailable"
+    assert "unable to open" not in response.text and str(missing_dir) not in response.text
+
+
+async def test_readyz_answers_a_stable_reason_and_logs_the_driver_text(
+    settings_factory: Callable[..., Settings], sqlite_url: str
+) -> None:
+    # A table that is not Alembic's where Alembic keeps its revision: the check's query
+    # fails with the driver's message, which names the SQL it ran.
+    with sqlite3.connect(sqlite_url.split("///", 1)[1]) as db:
+        db.execute("CREATE TABLE alembic_version (something_else INTEGER)")
+    with capture_logs() as logs:
+        response = await _get(settings_factory(), "/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == {
+        "ok": False,
+        "code": "database_unavailable",
+        "reason": "The database check failed; the server log (readiness_check_failed) has "
+        "the details.",
+    }
+    for driver_text in ("version_num", "alembic_version", "SELECT", "sqlite", "Error"):
+        assert driver_text not in response.text
+    [logged] = [e for e in logs if e["event"] == "readiness_check_failed"]
+    assert logged["check"] == "database" and "version_num" in logged["error"]
 
 
 async def test_readyz_503_when_redis_unreachable(
@@ -75,7 +100,8 @@ async def test_readyz_503_when_redis_unreachable(
     assert checks["database"]["ok"] is True
     assert checks["migrations"]["ok"] is True
     assert checks["redis"]["ok"] is False
-    assert "ConnectionError" in checks["redis"]["reason"]
+    assert checks["redis"]["code"] == "redis_unavailable"
+    assert "127.0.0.1" not in response.text and "ConnectionError" not in response.text
 
 
 @pytest.mark.redis

@@ -3,6 +3,8 @@ row; pause and resume hold and restart orders."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -71,10 +73,51 @@ async def test_filters_and_bad_cursors(app_client: httpx.AsyncClient, world: Wor
     other_sort = await app_client.get(
         "/api/v1/orders", params={"cursor": page["next_cursor"], "sort": "created_at"}, headers=h
     )
-    assert other_sort.status_code == 422
+    assert other_sort.status_code == 400
     assert other_sort.json()["error"]["code"] == "invalid_cursor"
     junk = await app_client.get("/api/v1/orders", params={"cursor": "%%%not-base64"}, headers=h)
-    assert junk.status_code == 422 and junk.json()["error"]["code"] == "invalid_cursor"
+    assert junk.status_code == 400 and junk.json()["error"]["code"] == "invalid_cursor"
+
+
+def _cursor(*parts: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+async def test_crafted_cursors_are_400_on_every_list(
+    app_client: httpx.AsyncClient, world: World
+) -> None:
+    """Every list with an opaque cursor, from the OpenAPI document: a cursor of the right
+    shape whose value is not of the sort column's type is refused, never run (a 500)."""
+    schema = (await app_client.get("/openapi.json")).json()
+    lists = []
+    for path, ops in schema["paths"].items():
+        params = {p["name"]: p for p in ops.get("get", {}).get("parameters", [])}
+        if (
+            "cursor" in params
+            and params["cursor"]["schema"].get("anyOf", [{}])[0].get("type") == "string"
+        ):
+            sort = params.get("sort", {}).get("schema", {})
+            lists.append((path, sort.get("enum") or ["id", "-id"]))
+    assert len(lists) >= 9, lists
+    h = world.headers("admin")
+    assert _cursor("-created_at", "abc", 5) == "WyItY3JlYXRlZF9hdCIsICJhYmMiLCA1XQ"
+    for path, sorts in lists:
+        url = path.replace("{pipeline_id}", str(world.a.pipeline_id))
+        for sort in sorts:
+            for value in ("abc", 5.5, True, {"t": "2026-11-01T12:00:00"}, {"t": "x"}, [1]):
+                response = await app_client.get(
+                    url, params={"sort": sort, "cursor": _cursor(sort, value, 5)}, headers=h
+                )
+                assert response.status_code == 400, (path, sort, value, response.text)
+                assert response.json()["error"]["code"] == "invalid_cursor"
+    # The audit's own example, as it was sent.
+    response = await app_client.get(
+        "/api/v1/orders",
+        params={"sort": "-created_at", "cursor": "WyItY3JlYXRlZF9hdCIsImFiYyIsNV0"},
+        headers=h,
+    )
+    assert response.status_code == 400
+    assert "next_cursor" in response.json()["error"]["message"]
 
 
 async def test_run_detail_has_what_ops_need(app_client: httpx.AsyncClient, world: World) -> None:
@@ -203,3 +246,31 @@ async def test_pipeline_settings_are_validated_and_audited(
     )
     assert len(audit) == 1
     assert audit[0]["details"]["name"] == {"from": "alpha pipeline", "to": "Renamed"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/pipelines"),
+        ("POST", "/api/v1/orders/retry"),
+        ("PUT", "/api/v1/pipelines/{pipeline_id}/mappings"),
+        ("PATCH", "/api/v1/merchants/{merchant_id}"),
+    ],
+)
+async def test_a_body_nested_100000_levels_deep_is_a_400(
+    app_client: httpx.AsyncClient, world: World, method: str, path: str
+) -> None:
+    """FastAPI parses these bodies; a RecursionError in its parser must not be a 500."""
+    url = path.format(pipeline_id=world.a.pipeline_id, merchant_id=world.a.merchant_id)
+    response = await app_client.request(
+        method,
+        url,
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={
+            **world.headers("admin"),
+            "content-type": "application/json",
+            "Idempotency-Key": "deep-body-0001",
+        },
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["status"] == "error" and response.json()["request_id"]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from conexapi.db import create_engine, create_sessionmaker
+from conexapi.kit.jsondepth import MAX_DEPTH
 from conexapi.models import WebhookEvent
 from conexapi.settings import Settings
 from conexapi.webhooks.inbox import InboxItem, InboxWriter
@@ -157,6 +158,24 @@ async def test_a_body_the_json_column_refuses_is_kept_as_text(database: Settings
     # MariaDB's check stops at 32 levels: the body is kept whole, as a JSON string.
     expected = {"raw": deep} if database.database_url.startswith("mysql") else json.loads(deep)
     assert stored["id:e1"] == stored["id:e9"] == expected
+
+
+async def test_a_body_as_deep_as_the_endpoint_takes_is_kept_as_json(database: Settings) -> None:
+    """The endpoint refuses bodies nested deeper than MAX_DEPTH; up to that, the JSON
+    column keeps them as JSON on both databases (MariaDB's check stops at 32 levels)."""
+    deep = "[" * (MAX_DEPTH - 1) + "1" + "]" * (MAX_DEPTH - 1)
+    body = '{"_id":"deep","x":' + deep + "}"
+    engine = create_engine(database)
+    writer = InboxWriter(engine, writers=1)
+    writer.start()
+    try:
+        await writer.submit(item(1, payload=body))
+    finally:
+        await writer.stop()
+    async with create_sessionmaker(engine)() as session:
+        stored = await session.scalar(select(WebhookEvent.payload))
+    await engine.dispose()
+    assert stored == json.loads(body)
 
 
 @pytest.mark.mariadb

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from conexapi.db import create_engine, create_sessionmaker
 from conexapi.kit import jobs
+from conexapi.kit.jsondepth import MAX_DEPTH
 from conexapi.models import EventStatus, WebhookEvent
 from conexapi.settings import Settings
 from conexapi.webhooks.inbox import PROCESS_EVENT
@@ -25,10 +26,15 @@ SELLER = 468424240
 
 @pytest.fixture
 async def app_settings(
-    settings_factory: Callable[..., Settings], migrated_db: Any, sqlite_url: str
+    request: pytest.FixtureRequest,
+    settings_factory: Callable[..., Settings],
+    migrated_db: Any,
+    sqlite_url: str,
 ) -> Settings:
+    """Body limit 4096 bytes, or ``request.param`` (``indirect`` parametrization)."""
     await migrated_db(sqlite_url)
-    settings = settings_factory(mercadolibre_client_id=APP_ID, max_body_bytes=4096)
+    max_body_bytes = getattr(request, "param", 4096)
+    settings = settings_factory(mercadolibre_client_id=APP_ID, max_body_bytes=max_body_bytes)
     await link_seller(settings, str(SELLER))
     return settings
 
@@ -39,6 +45,14 @@ def served_by(request: pytest.FixtureRequest, app: Any) -> str:
     if request.param == "FastAPI route":
         app.front = None
     return str(request.param)
+
+
+def nested(levels: int) -> Any:
+    """A value nesting ``levels`` arrays and objects (alternating), innermost ``1``."""
+    value: Any = 1
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
 
 
 def note(**changes: Any) -> dict[str, Any]:
@@ -148,6 +162,10 @@ async def test_strangers_and_other_topics_get_200_and_are_kept_as_ignored(
         (json.dumps(note(sent=float("nan"))).encode(), 400, None),
         (json.dumps(note()).encode("utf-16"), 400, None),
         (json.dumps(note(observations="x" * 5000)).encode(), 413, "payload_too_large"),
+        # Nested past the limit: in a field, or deep enough for the parser to recurse out.
+        (json.dumps(note(extra=nested(MAX_DEPTH))).encode(), 400, "body_too_deep"),
+        (b"[" * 2000 + b"]" * 2000, 400, "body_too_deep"),
+        (b'{"a":' * 650 + b"1" + b"}" * 650, 400, "body_too_deep"),
     ],
 )
 async def test_bad_input_gets_the_envelope_and_nothing_is_stored(
@@ -190,6 +208,41 @@ async def test_second_spellings_of_ids_and_impossible_times_are_400s(
     assert err["error"]["code"] == "invalid_notification"
     assert err["error"]["details"] == {"field": field}
     assert await events(app_settings) == []
+
+
+@pytest.mark.parametrize("app_settings", [300_000], indirect=True, ids=["max_body_bytes=300000"])
+async def test_a_body_nested_100000_levels_deep_is_400(
+    app_client: httpx.AsyncClient, app_settings: Settings
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    resp = await app_client.post(
+        "/webhooks/mercadolibre",
+        content=deep,
+        headers={"content-type": "application/json", "X-Request-ID": "ml-deep-1"},
+    )
+    assert resp.status_code == 400
+    assert resp.json() == {
+        "status": "error",
+        "error": {
+            "code": "body_too_deep",
+            "message": resp.json()["error"]["message"],
+            "details": {"max_depth": MAX_DEPTH},
+        },
+        "request_id": "ml-deep-1",
+    }
+    assert f"more than {MAX_DEPTH} levels" in resp.json()["error"]["message"]
+    assert await events(app_settings) == []
+
+
+async def test_a_body_nested_up_to_the_limit_is_kept_as_sent(
+    app_client: httpx.AsyncClient, app_settings: Settings
+) -> None:
+    # The notification object is the first level.
+    body = note(extra=nested(MAX_DEPTH - 1))
+    resp = await app_client.post("/webhooks/mercadolibre", json=body)
+    assert resp.status_code == 200, resp.text
+    [event] = await events(app_settings)
+    assert event.payload is not None and event.payload["extra"] == nested(MAX_DEPTH - 1)
 
 
 async def test_unknown_connector_is_404(app_client: httpx.AsyncClient) -> None:
