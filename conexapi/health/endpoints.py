@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -22,8 +22,8 @@ async def healthz() -> dict[str, str]:
     summary="Database reachable, migrations at head, Redis reachable when configured",
     responses={503: {"description": "Not ready; the checks say why"}},
 )
-async def readyz(resources: ResourcesDep) -> JSONResponse:
-    ok, checks = await readiness(resources)
+async def readyz(resources: ResourcesDep, request: Request) -> JSONResponse:
+    ok, checks = await readiness(resources, getattr(request.app.state, "embedded_worker", None))
     body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
     return JSONResponse(body, status_code=200 if ok else 503)
 
