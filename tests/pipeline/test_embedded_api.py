@@ -202,3 +202,16 @@ async def test_with_redis_conexapi_api_serves_the_api_only(
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
         assert app.state.embedded_worker is None
         assert not any(t.name == EMBEDDED_THREAD for t in threading.enumerate())
+
+
+def test_several_api_processes_without_redis_are_refused(
+    settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from conexapi import cli
+
+    monkeypatch.setattr(cli, "get_settings", lambda: settings_factory())
+    result = CliRunner().invoke(cli.cli, ["api", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "CONEXAPI_REDIS_URL" in result.output
