@@ -34,6 +34,7 @@ from conexapi.models import (
     WebhookEvent,
     utcnow,
 )
+from conexapi.models.base import database_utcnow
 from conexapi.sync.service import EXECUTE_RUN, request_sync
 from conexapi.webhooks.inbox import EVENTS_PER_JOB, PROCESS_EVENT
 
@@ -60,7 +61,8 @@ async def sweep(res: Resources) -> SweepReport:
     report = SweepReport()
     received_grace = now - timedelta(seconds=max(s_.sweeper_interval_seconds / 2, 2))
     queued_lost = now - timedelta(seconds=s_.broker_visibility_timeout + 60)
-    stale = now - timedelta(seconds=s_.run_heartbeat_timeout_seconds)
+    # On the clock heartbeats are written with (see runner._heartbeat).
+    stale = database_utcnow(res.engine.dialect.name, s_.run_heartbeat_timeout_seconds)
     forgotten = now - timedelta(seconds=s_.queued_run_requeue_seconds)
 
     async with res.sessionmaker() as session:
