@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -34,13 +35,20 @@ class ConexAPI(FastAPI):
             await self.front(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, send_jobs: bool = True, embedded_worker: bool = False
+) -> FastAPI:
+    """The API. ``embedded_worker``: also run a Celery worker and beat in threads of this
+    process, consuming the jobs it sends (only with the in-memory broker, i.e. no Redis)."""
     settings = settings or get_settings()
+    if embedded_worker and (settings.redis_url or not send_jobs):
+        raise ValueError("the embedded worker runs only without Redis, on the jobs sent here")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resources = await open_resources(settings)
         app.state.resources = resources
+        app.state.embedded_worker = None
         if send_jobs:
             from workers.celery_app import create_celery
             from workers.sender import sender_for
@@ -52,9 +60,20 @@ def create_app(settings: Settings | None = None, *, send_jobs: bool = True) -> F
         app.state.inbox = InboxWriter(resources.engine)
         app.state.inbox.start()
         try:
+            if embedded_worker:
+                from workers.embedded import start_embedded_worker
+
+                # Started once the sender is installed, so that the jobs its tasks queue
+                # go through the same in-memory broker; /readyz reports on it.
+                app.state.embedded_worker = await asyncio.to_thread(
+                    start_embedded_worker, celery, settings=settings, beat=True
+                )
             yield
         finally:
             await app.state.inbox.stop()
+            if app.state.embedded_worker is not None:
+                # Warm: a job in progress finishes; what is left waits in the database.
+                await asyncio.to_thread(app.state.embedded_worker.stop)
             if send_jobs:
                 jobs.set_sender(None)
             await resources.aclose()
@@ -118,6 +137,8 @@ def _domain_routers() -> list[APIRouter]:
 
 
 def create_app_from_env() -> FastAPI:
+    """``conexapi api``. Without Redis the jobs go to an in-memory broker that only this
+    process can read, so it runs their worker (and beat) itself; with Redis, the API only."""
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.json_logs)
-    return create_app(settings)
+    return create_app(settings, embedded_worker=settings.redis_url is None)

@@ -15,10 +15,19 @@ def api(
     port: int | None = typer.Option(None, help="Port (default CONEXAPI_API_PORT)."),
     workers: int = typer.Option(1, help="uvicorn worker processes."),
 ) -> None:
-    """Serve the HTTP API (webhooks, OAuth callbacks, /api/v1, health, metrics)."""
+    """Serve the HTTP API (webhooks, OAuth callbacks, /api/v1, health, metrics). Without
+    CONEXAPI_REDIS_URL it also runs the worker and beat, in threads of this process."""
     import uvicorn
 
     settings = get_settings()
+    if workers > 1 and not settings.redis_url:
+        # Each process would run its own worker and beat on one schedule file.
+        typer.echo(
+            "api: --workers above 1 needs CONEXAPI_REDIS_URL (without Redis the worker and "
+            "beat run inside the one API process)",
+            err=True,
+        )
+        raise typer.Exit(2)
     uvicorn.run(
         "conexapi.app:create_app_from_env",
         factory=True,

@@ -99,11 +99,20 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = 3600
     #: How often beat runs the sweeper (requeues events and stalled runs).
     sweeper_interval_seconds: float = 30.0
-    #: A running run whose heartbeat is older than this is considered lost.
-    run_heartbeat_timeout_seconds: float = 300.0
-    #: A queued run whose job has not started after this long is sent again (the broker
-    #: may have lost it); a claim in the database keeps a second delivery harmless.
-    queued_run_requeue_seconds: float = 600.0
+    #: A running run whose heartbeat (on the database's clock) is older than this is taken
+    #: over by another worker. A run beats every sixth of it (7.5 s), so a live one would
+    #: have to miss six beats in a row, a 45 s stall, far beyond a GC pause or the delays
+    #: of a loaded machine; a dead worker's runs are taken over at the sweeper's next pass
+    #: after that, within about a minute (75 s at most with the default interval).
+    run_heartbeat_timeout_seconds: float = 45.0
+    #: An inbox event whose job has not started after this long is sent again: Redis may
+    #: have lost it (a restart without persistence, a failover). A second copy of a job that
+    #: was only slow finds its events taken and does nothing. A lost job is found within
+    #: this plus the sweeper's interval.
+    queued_event_requeue_seconds: float = 120.0
+    #: The same for a queued run whose job has not started; its claim in the database
+    #: keeps a second delivery harmless.
+    queued_run_requeue_seconds: float = 120.0
     #: First back-off after a transient failure; doubles per attempt (with jitter), max 1 h.
     retry_base_seconds: float = 30.0
     #: Timeout of calls to marketplaces and ERPs. Siigo advises >= 120 s for documents;

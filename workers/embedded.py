@@ -1,4 +1,5 @@
-"""A Celery worker (and optionally beat) inside the current process, for ``conexapi demo``.
+"""A Celery worker (and optionally beat) inside the current process: ``conexapi api`` and
+``conexapi demo`` without Redis.
 
 The embedded mode has no Redis: the Celery app uses kombu's ``memory://`` transport, whose
 queues are shared by every connection in the process, so jobs the API sends are consumed
@@ -55,6 +56,15 @@ class EmbeddedWorker:
     def running(self) -> bool:
         return self.thread.is_alive()
 
+    def problem(self) -> str | None:
+        """Why jobs sent here are no longer run (for ``/readyz``), or None while they are."""
+        if not self.thread.is_alive():
+            cause = f" ({type(self.errors[-1]).__name__})" if self.errors else ""
+            return f"the embedded worker has stopped{cause}"
+        if self.beat is not None and not self.beat.is_alive():
+            return "the embedded beat (sweeper, retries, reconciliation) has stopped"
+        return None
+
     def stop(self, timeout: float = 15.0) -> None:
         if self.beat is not None:
             self.beat.stop()
@@ -104,6 +114,10 @@ def start_embedded_worker(
         raise ValueError("the embedded worker needs a Celery app with the memory:// broker")
     if settings is not None:
         configure_runtime(settings)
+    # The product's tasks are shared: an app finalized after their module is imported has
+    # them all (a worker process imports it at startup, too late for an app built here).
+    import workers.tasks  # noqa: F401
+
     app.finalize()
     ready = threading.Event()
     errors: list[BaseException] = []

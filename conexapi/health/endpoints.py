@@ -25,8 +25,8 @@ async def healthz() -> dict[str, str]:
     summary="Database reachable, migrations at head, Redis reachable when configured",
     responses={503: {"description": "Not ready; the checks say why"}},
 )
-async def readyz(resources: ResourcesDep) -> JSONResponse:
-    ok, checks = await readiness(resources)
+async def readyz(resources: ResourcesDep, request: Request) -> JSONResponse:
+    ok, checks = await readiness(resources, getattr(request.app.state, "embedded_worker", None))
     body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
     return JSONResponse(body, status_code=200 if ok else 503)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import text
@@ -35,7 +35,15 @@ def _failed(service: str, exc: Exception) -> dict[str, Any]:
     }
 
 
-async def readiness(res: Resources) -> tuple[bool, dict[str, Any]]:
+class InProcessWorker(Protocol):
+    """The worker and beat an API process runs itself when there is no Redis."""
+
+    def problem(self) -> str | None: ...
+
+
+async def readiness(
+    res: Resources, worker: InProcessWorker | None = None
+) -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {}
     ok = True
     try:
@@ -67,4 +75,16 @@ async def readiness(res: Resources) -> tuple[bool, dict[str, Any]]:
             checks["redis"] = _failed("redis", exc)
     else:
         checks["redis"] = {"ok": True, "mode": "embedded (no Redis configured)"}
+    if worker is not None:
+        # Without it the API would accept notifications that nothing ever processes.
+        problem = worker.problem()
+        if problem is None:
+            checks["worker"] = {"ok": True, "mode": "embedded (worker and beat in this process)"}
+        else:
+            ok = False
+            checks["worker"] = {
+                "ok": False,
+                "reason": f"{problem}; restart the process (accepted notifications are "
+                "kept and processed once a worker runs)",
+            }
     return ok, checks

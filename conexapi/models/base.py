@@ -7,11 +7,23 @@ read back timezone-aware, money is a fixed-point DECIMAL.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Numeric
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    Numeric,
+    func,
+    literal,
+    literal_column,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -54,6 +66,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+def database_utcnow(dialect: str, minus_seconds: float = 0.0) -> ColumnElement[datetime]:
+    """Now, less ``minus_seconds``, on the database server's clock: a SQL expression.
+
+    For times that several hosts write and compare, such as a run's heartbeat: judged on
+    one clock, a host whose own clock is off can neither make a live run look dead nor a
+    dead one look alive. SQLite is embedded (one host, one clock): this process's clock.
+    """
+    if dialect in ("mysql", "mariadb"):
+        now = func.utc_timestamp(literal_column("6"), type_=UTCDateTime())
+        if not minus_seconds:
+            return now
+        micros = -round(minus_seconds * 1_000_000)
+        return func.timestampadd(literal_column("MICROSECOND"), micros, now, type_=UTCDateTime())
+    return literal(utcnow() - timedelta(seconds=minus_seconds), UTCDateTime())
 
 
 def Money() -> Numeric[Decimal]:

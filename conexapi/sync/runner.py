@@ -44,13 +44,13 @@ from conexapi.models import (
     WebhookEvent,
     utcnow,
 )
+from conexapi.models.base import database_utcnow
 from conexapi.pipelines.schemas import PipelineSettings
 from conexapi.sync.context import ReauthRequired, SyncContext
 from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings, map_invoice
 from conexapi.sync.policy import Decision, decide
 from conexapi.sync.service import (
     backoff,
-    heartbeat_deadline,
     ingest_events,
     request_sync,
     take_events,
@@ -138,7 +138,9 @@ async def _locked_run_and_order(s: AsyncSession, run_id: int) -> tuple[SyncRun, 
 
 async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
     now = utcnow()
-    deadline = heartbeat_deadline(now, ctx.res.settings.run_heartbeat_timeout_seconds)
+    dialect = ctx.res.engine.dialect.name
+    # Heartbeats are written and judged on the database's clock (see _heartbeat).
+    stale = database_utcnow(dialect, ctx.res.settings.run_heartbeat_timeout_seconds)
     async with unit_of_work(ctx.res.sessionmaker) as s:
         result = await s.execute(
             update(SyncRun)
@@ -146,11 +148,14 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
                 SyncRun.id == run_id,
                 or_(
                     SyncRun.status == RunStatus.queued,
-                    and_(SyncRun.status == RunStatus.running, SyncRun.heartbeat_at < deadline),
+                    and_(SyncRun.status == RunStatus.running, SyncRun.heartbeat_at < stale),
                 ),
             )
             .values(
-                status=RunStatus.running, started_at=now, heartbeat_at=now, worker=worker_name()
+                status=RunStatus.running,
+                started_at=now,
+                heartbeat_at=database_utcnow(dialect),
+                worker=worker_name(),
             )
             .execution_options(synchronize_session=False)
         )
@@ -228,11 +233,21 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
         )
 
 
+#: Heartbeats a run writes per heartbeat timeout: a live run is taken over only after
+#: this many beats in a row were missed (see ``run_heartbeat_timeout_seconds``).
+HEARTBEATS_PER_TIMEOUT = 6
+
+
 @contextlib.asynccontextmanager
 async def _heartbeat(
-    sessionmaker: async_sessionmaker[AsyncSession], run_id: int, interval: float
+    sessionmaker: async_sessionmaker[AsyncSession], dialect: str, run_id: int, interval: float
 ) -> AsyncIterator[None]:
-    """Keep the run's heartbeat fresh while it works, so the sweeper leaves it alone."""
+    """Keep the run's heartbeat fresh while it works, so the sweeper leaves it alone.
+
+    The time written is the database's, and so is the one a claimer compares it with:
+    a worker whose clock runs behind would otherwise have its live runs taken over, and
+    one whose clock runs ahead would keep its dead runs from being taken over.
+    """
 
     async def beat() -> None:
         while True:
@@ -242,7 +257,7 @@ async def _heartbeat(
                     await s.execute(
                         update(SyncRun)
                         .where(SyncRun.id == run_id, SyncRun.status == RunStatus.running)
-                        .values(heartbeat_at=utcnow())
+                        .values(heartbeat_at=database_utcnow(dialect))
                     )
                     await s.commit()
             except Exception as exc:  # a missed beat only risks an early takeover
@@ -504,8 +519,8 @@ async def execute_run(ctx: SyncContext, run_id: int) -> str:
     if isinstance(claimed, str):
         return claimed
     upstream = collect_upstream_ids()
-    interval = max(ctx.res.settings.run_heartbeat_timeout_seconds / 4, 0.5)
-    async with _heartbeat(ctx.res.sessionmaker, run_id, interval):
+    interval = max(ctx.res.settings.run_heartbeat_timeout_seconds / HEARTBEATS_PER_TIMEOUT, 0.5)
+    async with _heartbeat(ctx.res.sessionmaker, ctx.res.engine.dialect.name, run_id, interval):
         try:
             outcome = await _work(ctx, claimed)
         except Exception as exc:

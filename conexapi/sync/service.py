@@ -10,7 +10,7 @@ never neither.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from sqlalchemy import insert, select
@@ -238,7 +238,3 @@ def backoff(
     if retry_after:
         delay = max(delay, retry_after)
     return timedelta(seconds=delay)
-
-
-def heartbeat_deadline(now: datetime, timeout_seconds: float) -> datetime:
-    return now - timedelta(seconds=timeout_seconds)

@@ -5,6 +5,13 @@ due: inbox events never processed, queued runs whose job vanished, runs whose wo
 (heartbeat stopped), retries whose ``next_attempt_at`` has come, orders parked on a
 mapping that now exists and orders waiting for a connection that is active again.
 Every action is safe to repeat: runs are claimed in the database, not by the broker.
+
+So a job is sent again as soon as it has waited longer than a job waits in practice, not
+after the broker's visibility timeout: a re-sent job whose first copy was merely slow does
+nothing twice. Its events are taken under their row locks and only while still waiting
+(``take_events``), so exactly one job turns them into runs; a run is started only by the
+claim that moves it from ``queued`` (or ``running`` with a stale heartbeat) to
+``running`` in one UPDATE, so exactly one job makes its calls.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from conexapi.models import (
     WebhookEvent,
     utcnow,
 )
+from conexapi.models.base import database_utcnow
 from conexapi.sync.service import EXECUTE_RUN, request_sync
 from conexapi.webhooks.inbox import EVENTS_PER_JOB, PROCESS_EVENT
 
@@ -59,8 +67,9 @@ async def sweep(res: Resources) -> SweepReport:
     now = utcnow()
     report = SweepReport()
     received_grace = now - timedelta(seconds=max(s_.sweeper_interval_seconds / 2, 2))
-    queued_lost = now - timedelta(seconds=s_.broker_visibility_timeout + 60)
-    stale = now - timedelta(seconds=s_.run_heartbeat_timeout_seconds)
+    queued_lost = now - timedelta(seconds=s_.queued_event_requeue_seconds)
+    # On the clock heartbeats are written with (see runner._heartbeat).
+    stale = database_utcnow(res.engine.dialect.name, s_.run_heartbeat_timeout_seconds)
     forgotten = now - timedelta(seconds=s_.queued_run_requeue_seconds)
 
     async with res.sessionmaker() as session:

@@ -207,8 +207,11 @@ async def _link(w_res: Resources, ml: httpx.AsyncClient, siigo: httpx.AsyncClien
 
 
 @contextlib.asynccontextmanager
-async def world(tmp_path: Path, **overrides: Any) -> AsyncIterator[World]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'world.db'}"
+async def world(
+    tmp_path: Path, database_url: str | None = None, **overrides: Any
+) -> AsyncIterator[World]:
+    """The world on a SQLite file, or on ``database_url`` (an empty MariaDB database)."""
+    url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'world.db'}"
     await asyncio.to_thread(upgrade, url)  # Alembic runs its own event loop
     settings = world_settings(url, **overrides)
     specs = all_connectors()
