@@ -59,24 +59,6 @@ async def order_and_runs(w: World, order_id: str) -> tuple[OrderSync, list[SyncR
         return order, runs
 
 
-async def siigo_received(w: World, path: str | None = None) -> list[dict[str, Any]]:
-    """Requests Siigo's real routes received (not its admin routes), oldest first."""
-    params = {"path": path} if path else {}
-    resp = await w.siigo.get("/_sandbox/requests", params=params)
-    resp.raise_for_status()
-    out: list[dict[str, Any]] = resp.json()
-    return out
-
-
-async def invoice_posts(w: World) -> Counter[str]:
-    """Invoice creations Siigo received, by idempotency key."""
-    return Counter(
-        e["headers"].get("idempotency-key")
-        for e in await siigo_received(w, "/v1/invoices")
-        if e["method"] == "POST"
-    )
-
-
 async def patch_order(w: World, order_id: str, changes: dict[str, Any]) -> None:
     resp = await w.ml.patch(f"/_sandbox/orders/{order_id}", json=changes)
     resp.raise_for_status()
@@ -105,7 +87,7 @@ async def test_a_fraud_flagged_order_waits_for_a_person_and_nothing_reaches_siig
         assert [(r.status, r.error_code) for r in runs] == [
             (RunStatus.failed, "fraud_risk_detected")
         ]
-        assert await siigo_received(w) == []
+        assert await w.siigo_received() == []
         # Not retried by itself: the sweeper leaves it where it is.
         await sweep(w.res)
         assert await w.queued_runs() == []
@@ -113,7 +95,7 @@ async def test_a_fraud_flagged_order_waits_for_a_person_and_nothing_reaches_siig
         await notified(w, control)
         assert await w.run_queued() == 1
         await invoiced_once(w, control)
-        assert await invoice_posts(w) == Counter({f"ML{control}": 1})
+        assert await w.invoice_posts() == Counter({f"ML{control}": 1})
 
 
 async def test_an_order_waiting_for_payment_sends_nothing_until_paid(tmp_path: Path) -> None:
@@ -127,13 +109,13 @@ async def test_an_order_waiting_for_payment_sends_nothing_until_paid(tmp_path: P
         order, runs = await order_and_runs(w, pending)
         assert order.state == OrderState.waiting_payment and order.next_attempt_at is None
         assert [r.status for r in runs] == [RunStatus.waiting]
-        assert await siigo_received(w) == []
+        assert await w.siigo_received() == []
         await sweep(w.res)  # nothing to retry: the payment's notification wakes it
         assert await w.queued_runs() == []
         await notified(w, control)
         assert await w.run_queued() == 1
         await invoiced_once(w, control)
-        assert await invoice_posts(w) == Counter({f"ML{control}": 1})
+        assert await w.invoice_posts() == Counter({f"ML{control}": 1})
 
         # The buyer pays; Mercado Libre notifies the change.
         raw = await w.ml_order(pending)
@@ -151,7 +133,7 @@ async def test_an_order_waiting_for_payment_sends_nothing_until_paid(tmp_path: P
         await notified(w, pending)
         assert await w.run_queued() == 1
         await invoiced_once(w, pending)
-        assert await invoice_posts(w) == Counter({f"ML{control}": 1, f"ML{pending}": 1})
+        assert await w.invoice_posts() == Counter({f"ML{control}": 1, f"ML{pending}": 1})
 
 
 async def test_billing_info_still_processing_is_retried_and_invoiced_once_complete(
@@ -170,11 +152,11 @@ async def test_billing_info_still_processing_is_retried_and_invoiced_once_comple
             (RunStatus.retry_scheduled, "billing_info_pending")
         ]
         # Nothing sent: not even the customer, whose data is what is missing.
-        assert await siigo_received(w) == []
+        assert await w.siigo_received() == []
         await notified(w, control)
         assert await w.run_queued() == 1
         await invoiced_once(w, control)
-        assert await invoice_posts(w) == Counter({f"ML{control}": 1})
+        assert await w.invoice_posts() == Counter({f"ML{control}": 1})
 
         # Mercado Libre finishes processing the buyer's fiscal data; the retry comes due.
         billing = (await w.ml.get(f"/_sandbox/orders/{processing}")).json()["billing_info"]
@@ -199,7 +181,7 @@ async def test_billing_info_still_processing_is_retried_and_invoiced_once_comple
         assert (await sweep(w.res)).retries_started == 1
         assert await w.run_queued() == 1
         await invoiced_once(w, processing)
-        assert await invoice_posts(w) == Counter({f"ML{control}": 1, f"ML{processing}": 1})
+        assert await w.invoice_posts() == Counter({f"ML{control}": 1, f"ML{processing}": 1})
 
 
 async def make_due(w: World, order_id: str) -> None:
@@ -233,11 +215,11 @@ async def test_an_order_bound_to_another_key_is_held_and_nothing_is_sent(
         assert order.last_error_code == "idempotency_key_mismatch"
         assert order.last_error_message and f"ML{control}" in order.last_error_message
         assert order.idempotency_key == f"ML{control}"  # left as found, for a person
-        assert await siigo_received(w) == []
+        assert await w.siigo_received() == []
         await notified(w, control)
         assert await w.run_queued() == 1
         await invoiced_once(w, control)
-        assert await invoice_posts(w) == Counter({f"ML{control}": 1})
+        assert await w.invoice_posts() == Counter({f"ML{control}": 1})
 
 
 async def test_a_paused_pipeline_holds_its_orders_and_resuming_invoices_them(
@@ -252,7 +234,7 @@ async def test_a_paused_pipeline_holds_its_orders_and_resuming_invoices_them(
         order, runs = await order_and_runs(w, held)
         assert order.state == OrderState.pending and order.attempts == 0
         assert [(r.status, r.error_class) for r in runs] == [(RunStatus.waiting, "paused")]
-        assert await siigo_received(w) == []  # not even a token
+        assert await w.siigo_received() == []  # not even a token
         await sweep(w.res)
         assert await w.queued_runs() == []  # it waits for the pipeline, not the sweeper
 
@@ -261,7 +243,7 @@ async def test_a_paused_pipeline_holds_its_orders_and_resuming_invoices_them(
             assert await resume_waiting_orders(s, [w.pipeline_id]) == 1
         assert await w.run_queued() == 1
         await invoiced_once(w, held)
-        assert await invoice_posts(w) == Counter({f"ML{held}": 1})
+        assert await w.invoice_posts() == Counter({f"ML{held}": 1})
 
 
 async def set_pipeline_status(w: World, status: PipelineStatus) -> None:
@@ -307,7 +289,7 @@ async def test_a_change_during_a_run_is_read_by_the_rerun_it_requested(
         order, runs = await order_and_runs(w, oid)
         assert order.state == OrderState.cancelled_after_invoice
         assert [r.status for r in runs] == [RunStatus.succeeded, RunStatus.succeeded]
-        assert await invoice_posts(w) == Counter({f"ML{oid}": 1})
+        assert await w.invoice_posts() == Counter({f"ML{oid}": 1})
 
 
 async def execute(w: World, run_id: int) -> None:
@@ -350,7 +332,7 @@ async def test_transient_failures_give_up_after_max_retry_hours(tmp_path: Path) 
             (RunStatus.failed, "transient"),
         ]
         # Each attempt sent the invoice once, under the order's key; Siigo kept none.
-        assert await invoice_posts(w) == Counter({f"ML{oid}": 2})
+        assert await w.invoice_posts() == Counter({f"ML{oid}": 2})
         assert await w.invoices() == []
         await make_due(w, oid)  # even with a stale date, a failed order is not retried
         assert (await sweep(w.res)).retries_started == 0
