@@ -286,7 +286,7 @@ class Stack:
     async def wait_for(
         self,
         check: Callable[[list[dict[str, Any]]], bool],
-        seconds: float = 90,
+        seconds: float = 180,
         sweep_every: float = 1.0,
     ) -> list[dict[str, Any]]:
         """Poll the orders until ``check`` holds, running the sweeper as beat would."""
@@ -326,7 +326,9 @@ def base_settings(
         "mercadolibre_redirect_uri": f"http://127.0.0.1:{api_port}/oauth/mercadolibre/callback",
         "siigo_api_url": siigo_url,
         "sweeper_interval_seconds": 1.0,
-        "run_heartbeat_timeout_seconds": 4.0,
+        # A heartbeat a loaded machine delays must not hand a live run to another worker
+        # (the tests count POSTs); the test that kills a worker sets a short one.
+        "run_heartbeat_timeout_seconds": 20.0,
         "queued_run_requeue_seconds": 20.0,
         "retry_base_seconds": 0.5,
         # Generous: on a loaded machine a call may be slow; the tests that want a client

@@ -188,6 +188,7 @@ async def test_worker_killed_mid_push_job_runs_again_elsewhere_one_invoice(
         worker_count=1,
         # The client waits longer than the test: the kill, not a timeout, ends the attempt.
         erp_document_timeout_seconds=600.0,
+        run_heartbeat_timeout_seconds=6.0,
         broker_visibility_timeout=8,
     ) as st:
         assert st.setup is not None and st.workers is not None
