@@ -280,6 +280,14 @@ async def demo_api_key(settings: Any, viewer_of: int | None = None) -> str:
         await engine.dispose()
 
 
+class NotSettled(Exception):
+    """The orders did not all reach a settled state in time; ``rows`` is what there is."""
+
+    def __init__(self, message: str, rows: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
 async def wait_settled(
     api: httpx.AsyncClient,
     pipeline_id: int,
@@ -287,6 +295,8 @@ async def wait_settled(
     wait_seconds: float,
     settled: set[str] = SETTLED,
 ) -> list[dict[str, Any]]:
+    """The orders once all ``expected`` are seen in a ``settled`` state; NotSettled if that
+    takes longer than ``wait_seconds`` (a demo that ran out of time did not show anything)."""
     deadline = time.monotonic() + wait_seconds
     last = ""
     while True:
@@ -299,8 +309,11 @@ async def wait_settled(
         if len(rows) >= expected and all(r["state"] in settled for r in rows):
             return rows
         if time.monotonic() > deadline:
-            console.print("[yellow]still working; showing what is there[/yellow]")
-            return rows
+            raise NotSettled(
+                f"after {wait_seconds:.0f} s, {len(rows)}/{expected} orders seen and not all "
+                f"settled:{line}",
+                rows,
+            )
         await asyncio.sleep(0.5)
 
 
@@ -321,6 +334,34 @@ def show_table(rows: list[dict[str, Any]]) -> None:
             (r["last_error_message"] or "")[:48],
         )
     console.print(table)
+
+
+async def show_verdict(
+    ml: httpx.AsyncClient, siigo: httpx.AsyncClient, setup: DemoSetup, rows: list[dict[str, Any]]
+) -> bool:
+    """Print what the sandboxes saw, and whether every paid order became exactly one invoice:
+    one invoice kept per paid order, and one invoice request received for each (a demo has
+    no fault that would justify a second)."""
+    statuses = [
+        (await ml.get(f"/_sandbox/orders/{oid}")).json()["order"]["status"]
+        for oid in setup.order_ids
+    ]
+    paid = statuses.count("paid")
+    invoiced = sum(r["state"] == "invoiced" for r in rows)
+    invoices = (
+        await siigo.get("/_sandbox/invoices", params={"company": setup.company["company"]})
+    ).json()
+    posts = (
+        await siigo.get("/_sandbox/requests", params={"path": "/v1/invoices", "method": "POST"})
+    ).json()
+    once = paid > 0 and invoiced == len(invoices) == len(posts) == paid
+    console.print(
+        f"{len(setup.order_ids)} orders, {paid} paid: {invoiced} invoiced; Siigo received "
+        f"{len(posts)} invoice requests and kept {len(invoices)} invoices "
+        f"(one per paid order: {'yes' if once else 'NO'}).",
+        soft_wrap=True,
+    )
+    return once
 
 
 async def _main(
@@ -372,33 +413,41 @@ async def _main(
                 "(every third one twice; one order has an unmapped SKU)…"
             )
             await notify_all(ml, setup.order_ids)
-            rows = await wait_settled(api, setup.pipeline_id, len(setup.order_ids), 120)
-            parked = [r for r in rows if r["state"] == "needs_mapping"]
-            if parked:
-                console.print(
-                    f"{len(parked)} order(s) wait for a mapping of {UNMAPPED_SKU}; "
-                    "adding it — they resume with no manual retry…"
-                )
-                await api.put(
-                    f"/api/v1/pipelines/{setup.pipeline_id}/mappings",
-                    json=[
-                        {"kind": "sku", "source_value": UNMAPPED_SKU, "target_value": UNMAPPED_SKU}
-                    ],
-                )
-                rows = await wait_settled(
-                    api, setup.pipeline_id, len(setup.order_ids), 60, SETTLED - {"needs_mapping"}
-                )
+            try:
+                rows = await wait_settled(api, setup.pipeline_id, len(setup.order_ids), 180)
+                parked = [r for r in rows if r["state"] == "needs_mapping"]
+                if parked:
+                    console.print(
+                        f"{len(parked)} order(s) wait for a mapping of {UNMAPPED_SKU}; "
+                        "adding it — they resume with no manual retry…"
+                    )
+                    await api.put(
+                        f"/api/v1/pipelines/{setup.pipeline_id}/mappings",
+                        json=[
+                            {
+                                "kind": "sku",
+                                "source_value": UNMAPPED_SKU,
+                                "target_value": UNMAPPED_SKU,
+                            }
+                        ],
+                    )
+                    rows = await wait_settled(
+                        api,
+                        setup.pipeline_id,
+                        len(setup.order_ids),
+                        120,
+                        SETTLED - {"needs_mapping"},
+                    )
+            except NotSettled as exc:
+                console.print(f"[bold red]The orders did not settle: {exc}[/bold red]")
+                if exit_after:
+                    show_table(exc.rows)
+                    return 1
+                rows = exc.rows
             show_table(rows)
-            invoices = (
-                await siigo.get("/_sandbox/invoices", params={"company": setup.company["company"]})
-            ).json()
-            invoiced = [r for r in rows if r["state"] == "invoiced"]
-            console.print(
-                f"{len(invoiced)} orders invoiced, {len(invoices)} invoices in Siigo "
-                f"(one per order: {'yes' if len(invoices) == len(invoiced) else 'NO'})."
-            )
+            once = await show_verdict(ml, siigo, setup, rows)
             if exit_after:
-                return 0 if len(invoices) == len(invoiced) else 1
+                return 0 if once else 1
             console.rule("serving — Ctrl-C to stop")
             console.print(f"  API docs      {api_url}/docs")
             # A read-only key for the person at the terminal, in this throwaway demo database

@@ -115,9 +115,12 @@ class Settings(BaseSettings):
     queued_run_requeue_seconds: float = 120.0
     #: First back-off after a transient failure; doubles per attempt (with jitter), max 1 h.
     retry_base_seconds: float = 30.0
-    #: Timeout of calls to marketplaces and ERPs. Siigo advises >= 120 s for documents;
-    #: a timeout is safe to retry (idempotency key), so a shorter one only costs a retry.
+    #: Timeout of calls to marketplaces and ERPs, except the creation of ERP documents.
     http_timeout_seconds: float = 60.0
+    #: Timeout of a call that creates an ERP document (an invoice). Siigo advises 120 s or
+    #: more; a timeout is safe to retry (same idempotency key), so a shorter one only costs
+    #: a retry.
+    erp_document_timeout_seconds: float = 120.0
 
     #: How often beat reconciles each pipeline against the marketplace's order search.
     reconcile_interval_seconds: float = 300.0

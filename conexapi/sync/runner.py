@@ -212,6 +212,10 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
             run.error_code = "idempotency_key_mismatch"
             run.error_message = f"order bound to key {order.idempotency_key}, not {key}"
             order.state = OrderState.needs_attention
+            # The order row is where an operator looks first: it says why, as after any run.
+            order.last_error_class = run.error_class
+            order.last_error_code = run.error_code
+            order.last_error_message = run.error_message
             return "key_mismatch"
         order.attempts += 1
         run.attempt = order.attempts
@@ -456,6 +460,8 @@ async def _finish(ctx: SyncContext, c: Claimed, out: Outcome, upstream: list[str
         if run.status != RunStatus.running or run.worker != worker_name():
             log.warning("run_taken_over", run_id=run.id)
             return
+        # Only a retry has a next attempt (an order that gave up keeps none of the last one).
+        order.next_attempt_at = None
         if out.state is OrderState.retry_scheduled:
             settings = c.settings
             age = now - order.created_at
@@ -469,8 +475,6 @@ async def _finish(ctx: SyncContext, c: Claimed, out: Outcome, upstream: list[str
                     random.random(),
                     ctx.res.settings.retry_base_seconds,
                 )
-        else:
-            order.next_attempt_at = None
         order.state = out.state
         order.last_error_class = out.error_class
         order.last_error_code = out.error_code

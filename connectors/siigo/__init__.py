@@ -22,6 +22,8 @@ def factory(http: httpx.AsyncClient, settings: Settings, limiter: RateLimiter) -
         base_url=settings.siigo_api_url,
         partner_id=settings.siigo_partner_id,
         limiter=limiter,
+        timeout=settings.http_timeout_seconds,
+        invoice_timeout=settings.erp_document_timeout_seconds,
     )
 
 

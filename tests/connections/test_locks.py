@@ -61,18 +61,20 @@ async def test_an_expired_holder_does_not_release_the_next_holders_lease(leases:
     first_inside = asyncio.Event()
     second_inside = asyncio.Event()
     first_may_leave = asyncio.Event()
+    first_left = asyncio.Event()
 
     async def first() -> None:
         async with leases.hold("k", ttl=0.2, wait=1):
             first_inside.set()
             await first_may_leave.wait()  # outlives its TTL
+        first_left.set()
 
     async def second() -> None:
         await first_inside.wait()
         async with leases.hold("k", ttl=30, wait=10):  # gets it once the first expires
             second_inside.set()
             first_may_leave.set()
-            await asyncio.sleep(0.05)  # the first leaves (and "releases") meanwhile
+            await first_left.wait()  # the first has left (and "released")
             with pytest.raises(LeaseTimeout):
                 async with leases.hold("k", ttl=1, wait=0.1):
                     pass

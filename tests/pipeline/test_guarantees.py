@@ -55,13 +55,6 @@ async def ml_order(stack: Stack, order_id: str) -> dict[str, Any]:
     return order
 
 
-async def siigo_requests(stack: Stack, path: str, method: str = "POST") -> list[dict[str, Any]]:
-    resp = await stack.siigo.get("/_sandbox/requests", params={"path": path, "method": method})
-    resp.raise_for_status()
-    out: list[dict[str, Any]] = resp.json()
-    return out
-
-
 async def test_same_notification_ten_times_concurrently_one_invoice(
     tmp_path: Path, mariadb_url: str, redis_url: str
 ) -> None:
@@ -97,12 +90,12 @@ async def test_same_notification_ten_times_concurrently_one_invoice(
         assert sum(not a["duplicate"] for a in acks) == 1
 
         rows = await st.wait_for(settled([order_id], {"invoiced"}))
-        await asyncio.sleep(1.5)  # anything late would show up now
+        await st.wait_quiet()  # anything late has happened by now
         invoices = await st.invoices()
         assert by_key(invoices) == Counter({f"ML{order_id}": 1})
         assert state_of(rows, order_id)["erp_document_id"] == invoices[0]["invoice"]["id"]
-        posts = await siigo_requests(st, "/v1/invoices")
-        assert len(posts) == 1
+        posts = await st.invoice_posts()
+        assert [p["headers"]["idempotency-key"] for p in posts] == [f"ML{order_id}"]
 
 
 async def test_two_workers_racing_the_same_orders_one_invoice_each(
@@ -116,14 +109,20 @@ async def test_two_workers_racing_the_same_orders_one_invoice_each(
         # Three distinct notifications per order, all orders at once: ingest jobs for the
         # same order land on both workers.
         await asyncio.gather(*[st.notify(i, repeat=3) for i in ids])
-        # And every run's job delivered twice more, as a broker redelivery would.
+        # Once every order has its run: each run's job delivered twice more, as a broker
+        # redelivery would.
+        await st.wait_for(lambda rows: {r["external_order_id"] for r in rows} >= set(ids))
         celery = create_celery(st.settings)
         runs = (await st.api.get("/api/v1/runs", params={"limit": 500})).json()["items"]
+        assert len(runs) >= len(ids)
         for run in runs:
             for _ in range(2):
                 celery.send_task("conexapi.execute_run", args=[run["id"]])
-        rows = await st.wait_for(settled(ids, {"invoiced"}), seconds=120)
-        await asyncio.sleep(2)
+        rows = await st.wait_for(settled(ids, {"invoiced"}), seconds=180)
+        await st.wait_quiet()  # every redelivered job consumed and acknowledged
+        # What Siigo RECEIVED: no key sent more often than a failed attempt justifies (its
+        # own dedupe would hide a second POST in what it kept).
+        await st.assert_posts_justified(ids)
         invoices = await st.invoices()
         assert by_key(invoices) == Counter({f"ML{i}": 1 for i in ids})
         assert {state_of(rows, i)["erp_document_id"] for i in ids} == {
@@ -134,31 +133,42 @@ async def test_two_workers_racing_the_same_orders_one_invoice_each(
 async def test_siigo_times_out_after_creating_the_invoice_retry_gets_it_back(
     tmp_path: Path, mariadb_url: str, redis_url: str
 ) -> None:
+    # The invoice's creation times out on the product's side after 5 s (the setting), while
+    # the sandbox, having created it, holds the answer back for a minute (then drops the
+    # request, which uvicorn answers with a 500): only a client that honours the setting
+    # sees a timeout.
     async with running_stack(
-        tmp_path, mariadb_url, redis_url, orders=1, mix=PAID_ONLY, http_timeout_seconds=3.0
+        tmp_path, mariadb_url, redis_url, orders=1, mix=PAID_ONLY, erp_document_timeout_seconds=5.0
     ) as st:
         assert st.setup is not None
         order_id = st.setup.order_ids[0]
-        await st.siigo.patch(
+        resp = await st.siigo.patch(
             "/_sandbox/config",
             json={
                 "timeout_after_commit": [{"route": "POST /v1/invoices", "times": 1}],
-                "hang_seconds": 20,
+                "hang_seconds": 60,
             },
         )
+        resp.raise_for_status()
         await st.notify(order_id)
-        rows = await st.wait_for(settled([order_id], {"invoiced"}), seconds=90)
+        rows = await st.wait_for(settled([order_id], {"invoiced"}), seconds=180)
         invoices = await st.invoices()
         assert by_key(invoices) == Counter({f"ML{order_id}": 1})
-        posts = await siigo_requests(st, "/v1/invoices")
-        assert len(posts) == 2
-        assert {p["headers"]["idempotency-key"] for p in posts} == {f"ML{order_id}"}
         order = state_of(rows, order_id)
         assert order["erp_document_id"] == invoices[0]["invoice"]["id"]
         detail = (await st.api.get(f"/api/v1/orders/{order['id']}")).json()
-        statuses = [r["status"] for r in detail["runs"]]
-        assert statuses[0] == "retry_scheduled" and statuses[-1] == "succeeded"
-        assert detail["runs"][0]["error_class"] == "transient"
+        runs = detail["runs"]
+        # The client's own timeout fired on the first POST (no answer ever came) ...
+        assert runs[0]["status"] == "retry_scheduled", runs
+        assert (runs[0]["error_class"], runs[0]["error_code"]) == ("transient", "timeout")
+        assert runs[-1]["status"] == "succeeded"
+        assert all(r["status"] == "retry_scheduled" for r in runs[:-1]), runs
+        # ... the sandbox had written that invoice, and the retry sent the same key again:
+        # one POST per attempt at most, and Siigo kept one invoice.
+        posts = await st.invoice_posts()
+        assert posts[0]["fault"] == "timeout_after_commit"
+        assert {p["headers"]["idempotency-key"] for p in posts} == {f"ML{order_id}"}
+        assert 2 <= len(posts) <= len(runs)
         # Every call of the run left its upstream request id in the run's record.
         assert any(
             i.split(":")[0] == "127.0.0.1" for i in detail["runs"][-1]["upstream_request_ids"]
@@ -176,22 +186,25 @@ async def test_worker_killed_mid_push_job_runs_again_elsewhere_one_invoice(
         orders=1,
         mix=PAID_ONLY,
         worker_count=1,
-        http_timeout_seconds=30.0,
+        # The client waits longer than the test: the kill, not a timeout, ends the attempt.
+        erp_document_timeout_seconds=600.0,
+        run_heartbeat_timeout_seconds=6.0,
         broker_visibility_timeout=8,
     ) as st:
         assert st.setup is not None and st.workers is not None
         order_id = st.setup.order_ids[0]
         # The invoice is written, and the answer never comes: the worker is mid-push.
-        await st.siigo.patch(
+        resp = await st.siigo.patch(
             "/_sandbox/config",
             json={
                 "timeout_after_commit": [{"route": "POST /v1/invoices", "times": 1}],
-                "hang_seconds": 60,
+                "hang_seconds": 600,
             },
         )
+        resp.raise_for_status()
         first = st.workers.procs[0]
         await st.notify(order_id)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not await st.invoices():
             assert time.monotonic() < deadline, st.workers.logs()
             await asyncio.sleep(0.2)
@@ -200,12 +213,17 @@ async def test_worker_killed_mid_push_job_runs_again_elsewhere_one_invoice(
         st.workers.kill(first)
         st.workers.start(1)
 
-        rows = await st.wait_for(settled([order_id], {"invoiced"}), seconds=90)
+        rows = await st.wait_for(settled([order_id], {"invoiced"}), seconds=180)
         invoices = await st.invoices()
         assert by_key(invoices) == Counter({f"ML{order_id}": 1})
-        assert state_of(rows, order_id)["erp_document_id"] == invoices[0]["invoice"]["id"]
-        posts = await siigo_requests(st, "/v1/invoices")
-        assert len(posts) >= 2  # the killed attempt and the one that finished
+        order = state_of(rows, order_id)
+        assert order["erp_document_id"] == invoices[0]["invoice"]["id"]
+        # The killed attempt and the one that finished, under one key; never more POSTs
+        # than attempts at the order.
+        posts = await st.invoice_posts()
+        assert posts[0]["fault"] == "timeout_after_commit"
+        assert {p["headers"]["idempotency-key"] for p in posts} == {f"ML{order_id}"}
+        assert 2 <= len(posts) <= order["attempts"]
 
 
 @contextlib.contextmanager
@@ -226,7 +244,7 @@ def private_redis(port: int) -> Any:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while True:
             try:
                 import redis as sync_redis
@@ -260,17 +278,18 @@ async def test_redis_down_while_notifications_arrive_none_lost(
             redis_proc.__exit__(None, None, None)  # Redis goes away
             results = await asyncio.gather(*[st.notify(i) for i in ids])
             deliveries = [n["deliveries"] for r in results for n in r["notifications"]]
-            # Every notification accepted at its first delivery: 200 within 500 ms.
+            # Every notification answered 200 at its first delivery: committed, Redis or
+            # not. (How fast is a benchmark's business, not a test's.)
             assert [d[0]["status"] for d in deliveries] == [200] * len(ids)
-            assert all(d[0]["accepted"] for d in deliveries)
             rows = await st.orders()
             assert rows == []  # nothing could be processed yet
 
             redis_proc = private_redis(port)  # Redis comes back
             redis_proc.__enter__()
-            rows = await st.wait_for(settled(ids, {"invoiced"}), seconds=120)
+            rows = await st.wait_for(settled(ids, {"invoiced"}), seconds=180)
             invoices = await st.invoices()
             assert by_key(invoices) == Counter({f"ML{i}": 1 for i in ids})
+            await st.assert_posts_justified(ids)
     finally:
         redis_proc.__exit__(None, None, None)
 
@@ -285,7 +304,7 @@ async def test_unknown_sku_parks_then_resumes_when_mapped(
         rows = await st.wait_for(settled([odd], {"needs_mapping"}))
         parked = state_of(rows, odd)
         assert UNMAPPED_SKU in parked["last_error_message"]
-        assert await st.invoices() == []
+        assert await st.invoice_posts() == []  # parked before anything was sent
 
         resp = await st.api.put(
             f"/api/v1/pipelines/{st.setup.pipeline_id}/mappings",
@@ -294,6 +313,7 @@ async def test_unknown_sku_parks_then_resumes_when_mapped(
         assert resp.status_code == 200
         rows = await st.wait_for(settled([odd], {"invoiced"}))
         assert by_key(await st.invoices()) == Counter({f"ML{odd}": 1})
+        await st.assert_posts_justified([odd])
         detail = (await st.api.get(f"/api/v1/orders/{state_of(rows, odd)['id']}")).json()
         assert [r["trigger"] for r in detail["runs"]] == ["webhook", "mapping"]
 
@@ -330,8 +350,9 @@ async def test_siigo_at_its_rate_limit_every_order_invoiced_none_failed(
         assert st.setup is not None
         ids = st.setup.order_ids[:6]
         await asyncio.gather(*[st.notify(i) for i in ids])
-        await st.wait_for(settled(ids, {"invoiced"}), seconds=180)
+        await st.wait_for(settled(ids, {"invoiced"}), seconds=240)
         assert by_key(await st.invoices()) == Counter({f"ML{i}": 1 for i in ids})
+        await st.assert_posts_justified(ids)
         failed = (await st.api.get("/api/v1/runs", params={"status": "failed"})).json()
         assert failed["items"] == []
         log = (await st.siigo.get("/_sandbox/requests")).json()
@@ -353,7 +374,7 @@ async def test_invoice_totals_equal_what_buyers_paid(
         assert st.setup is not None
         ids = st.setup.order_ids[:16]
         await asyncio.gather(*[st.notify(i) for i in ids])
-        await st.wait_for(settled(ids, {"invoiced"}), seconds=120)
+        await st.wait_for(settled(ids, {"invoiced"}), seconds=180)
         invoices = {inv["idempotency_key"]: inv for inv in await st.invoices()}
         shipped = 0
         for order_id in ids:

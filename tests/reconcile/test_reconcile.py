@@ -32,13 +32,16 @@ async def test_reconcile_finds_every_order_and_invoices_each_once(tmp_path: Path
         assert triggers == {"reconcile": 8}
         invoices = await w.invoices()
         assert Counter(i["idempotency_key"] for i in invoices) == {f"ML{i}": 1 for i in ids}
+        assert await w.invoice_posts() == {f"ML{i}": 1 for i in ids}  # what Siigo received
 
         # Nothing changed: the next tick reads the window again and asks for nothing.
         runs = await w.run_count()
         again = await reconcile_pipeline(w.ctx, w.pipeline_id)
         assert again.status == "done" and again.totals.orders_seen == 8
         assert again.totals.syncs_requested == 0
+        assert await w.run_queued() == 0
         assert await w.run_count() == runs
+        assert await w.invoice_posts() == {f"ML{i}": 1 for i in ids}
 
 
 async def test_a_changed_order_is_synced_again_and_only_that_one(tmp_path: Path) -> None:
@@ -55,6 +58,7 @@ async def test_a_changed_order_is_synced_again_and_only_that_one(tmp_path: Path)
         assert orders[ids[0]].state == "cancelled_after_invoice"
         assert {orders[i].state for i in ids[1:]} == {"invoiced"}
         assert len(await w.invoices()) == 4
+        assert await w.invoice_posts() == {f"ML{i}": 1 for i in ids}  # no new POST
 
 
 async def test_the_cursor_moves_only_when_a_window_is_done(tmp_path: Path) -> None:
@@ -118,6 +122,7 @@ async def test_backfill_of_a_synced_range_creates_nothing(tmp_path: Path) -> Non
         runs, invoices = await w.run_count(), await w.invoices()
 
         seen: list[int] = []
+        assert await w.invoice_posts() == {f"ML{i}": 1 for i in ids}
         second = await backfill(
             w.res, w.pipeline_id, since, on_window=lambda _w, r: seen.append(r.orders_seen)
         )
@@ -125,6 +130,7 @@ async def test_backfill_of_a_synced_range_creates_nothing(tmp_path: Path) -> Non
         assert second.totals.syncs_requested == 0 and second.ran_here == 0
         assert await w.run_count() == runs
         assert await w.invoices() == invoices
+        assert await w.invoice_posts() == {f"ML{i}": 1 for i in ids}
         async with w.res.sessionmaker() as s:
             assert await s.scalar(select(SyncCursor)) is None  # backfill leaves the cursor
 
@@ -145,6 +151,7 @@ async def test_a_paused_erp_connection_holds_the_cursor_and_its_orders_resume_af
             await request_sync(s, order, "webhook")
         await w.run_queued()
         assert (await w.orders())[ids[0]].state == "pending"
+        assert await w.siigo_received() == []  # its run waited without a call to Siigo
 
         skipped = await reconcile_pipeline(w.ctx, w.pipeline_id)
         assert skipped.status == "skipped" and "ERP connection is paused" in (skipped.error or "")
@@ -161,3 +168,4 @@ async def test_a_paused_erp_connection_holds_the_cursor_and_its_orders_resume_af
         orders = await w.orders()
         assert {orders[i].state for i in ids} == {"invoiced"}
         assert orders[ids[0]].first_seen_via == "webhook"
+        assert await w.invoice_posts() == {f"ML{i}": 1 for i in ids}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,6 +94,22 @@ class World:
         resp.raise_for_status()
         out: list[dict[str, Any]] = resp.json()
         return out
+
+    async def siigo_received(self, path: str | None = None) -> list[dict[str, Any]]:
+        """Requests Siigo's real routes RECEIVED (its admin routes aside), oldest first."""
+        resp = await self.siigo.get("/_sandbox/requests", params={"path": path} if path else {})
+        resp.raise_for_status()
+        out: list[dict[str, Any]] = resp.json()
+        return out
+
+    async def invoice_posts(self) -> Counter[str]:
+        """Invoice creations Siigo received, by idempotency key: what it kept is deduplicated
+        by its own idempotency, what it received is what the product sent."""
+        return Counter(
+            e["headers"].get("idempotency-key")
+            for e in await self.siigo_received("/v1/invoices")
+            if e["method"] == "POST"
+        )
 
     async def ml_order(self, order_id: str) -> dict[str, Any]:
         resp = await self.ml.get(f"/_sandbox/orders/{order_id}")
