@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conexapi.models import OrderState
-from tests.pipeline.harness import running_stack
-from tests.pipeline.test_guarantees import DONE, PAID_ONLY, by_key, settled
+from tests.pipeline.harness import DONE, PAID_ONLY, by_key, running_stack, settled
 
 ALL_STATES = [s.value for s in OrderState]
 

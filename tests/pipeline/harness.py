@@ -426,3 +426,21 @@ async def running_stack(
         api_srv.stop()
         ml_srv.stop()
         siigo_srv.stop()
+
+
+# --- order states and counts shared by the pipeline tests --------------------------------
+
+PAID_ONLY = {"cancelled_rate": 0.0, "pending_rate": 0.0, "partially_paid_rate": 0.0}
+DONE = {"invoiced", "closed", "needs_mapping", "needs_attention", "failed"}
+
+
+def by_key(invoices: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(str(inv.get("idempotency_key")) for inv in invoices)
+
+
+def settled(ids: list[str], states: set[str] = DONE) -> Any:
+    def check(rows: list[dict[str, Any]]) -> bool:
+        seen = {r["external_order_id"]: r["state"] for r in rows}
+        return all(seen.get(i) in states for i in ids)
+
+    return check

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from conexapi.demo import APP_ID, SELLER_ID
-from tests.pipeline.harness import running_stack
-from tests.pipeline.test_guarantees import PAID_ONLY, settled, siigo_requests
+from tests.pipeline.harness import PAID_ONLY, running_stack, settled
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.slow]
 
@@ -45,7 +44,7 @@ async def test_forged_leading_zero_notification_makes_no_second_invoice(
         invoiced, sentinel = st.setup.order_ids[:2]
         await st.notify(invoiced)
         await st.wait_for(settled([invoiced], {"invoiced"}))
-        posts = await siigo_requests(st, "/v1/invoices")
+        posts = await st.invoice_posts()
         assert [p["headers"]["idempotency-key"] for p in posts] == [f"ML{invoiced}"]
 
         answer = await st.api.post(
@@ -63,7 +62,7 @@ async def test_forged_leading_zero_notification_makes_no_second_invoice(
             )
         )
 
-        posts = await siigo_requests(st, "/v1/invoices")
+        posts = await st.invoice_posts()
         assert sorted(p["headers"]["idempotency-key"] for p in posts) == sorted(
             [f"ML{invoiced}", f"ML{sentinel}"]
         )

@@ -23,25 +23,10 @@ import pytest
 
 from conexapi.demo import APP_ID, SELLER_ID, UNMAPPED_SKU
 from conexapi.serving import free_port
-from tests.pipeline.harness import Stack, running_stack
+from tests.pipeline.harness import PAID_ONLY, Stack, by_key, running_stack, settled
 from workers.celery_app import create_celery
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.slow]
-
-PAID_ONLY = {"cancelled_rate": 0.0, "pending_rate": 0.0, "partially_paid_rate": 0.0}
-DONE = {"invoiced", "closed", "needs_mapping", "needs_attention", "failed"}
-
-
-def by_key(invoices: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(str(inv.get("idempotency_key")) for inv in invoices)
-
-
-def settled(ids: list[str], states: set[str] = DONE) -> Any:
-    def check(rows: list[dict[str, Any]]) -> bool:
-        seen = {r["external_order_id"]: r["state"] for r in rows}
-        return all(seen.get(i) in states for i in ids)
-
-    return check
 
 
 def state_of(rows: list[dict[str, Any]], order_id: str) -> dict[str, Any]:
