@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from connectors.base import InboundRequest, MarketplaceConnector, RateLimiter
 from connectors.errors import DataError, TransientError
 from connectors.mercadolibre import oauth
-from connectors.mercadolibre.client import MercadoLibreClient, MLResponse
+from connectors.mercadolibre.client import DEFAULT_BUDGET, MercadoLibreClient, MLResponse
 from connectors.mercadolibre.mapping import CONNECTOR, billing_info_id, map_order
 from connectors.mercadolibre.notifications import NotificationPolicy, parse_notification
 from connectors.models import (
@@ -22,6 +22,7 @@ from connectors.models import (
     AuthorizationRequest,
     Notification,
     Order,
+    RateBudget,
     TokenSet,
 )
 
@@ -45,6 +46,8 @@ class MercadoLibreConfig:
     redirect_uri: str
     notification_ips: str = ""
     webhook_token: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: For the whole application (every seller), shared by every worker.
+    requests_per_minute: int = DEFAULT_BUDGET.requests
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MercadoLibreConfig:
@@ -56,6 +59,7 @@ class MercadoLibreConfig:
             redirect_uri=settings.mercadolibre_redirect_uri,
             notification_ips=settings.mercadolibre_notification_ips,
             webhook_token=settings.mercadolibre_webhook_token,
+            requests_per_minute=settings.mercadolibre_requests_per_minute,
         )
 
 
@@ -80,7 +84,11 @@ class MercadoLibreConnector(MarketplaceConnector):
     ) -> None:
         self.config = config
         self._client = MercadoLibreClient(
-            http, config.api_url, limiter, limiter_key=f"mercadolibre:{config.client_id}"
+            http,
+            config.api_url,
+            limiter,
+            limiter_key=f"mercadolibre:{config.client_id}",
+            budget=RateBudget(requests=config.requests_per_minute, window_seconds=60.0),
         )
         self._policy = NotificationPolicy(
             application_id=config.client_id.strip(),

@@ -22,6 +22,8 @@ def factory(http: httpx.AsyncClient, settings: Settings, limiter: RateLimiter) -
         base_url=settings.siigo_api_url,
         partner_id=settings.siigo_partner_id,
         limiter=limiter,
+        requests_per_minute=settings.siigo_requests_per_minute,
+        rate_window_seconds=settings.siigo_rate_window_seconds,
     )
 
 

@@ -20,6 +20,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.mercadolibre.client import MercadoLibreClient, parse_retry_after
+from connectors.models import RateBudget
 
 API = "https://api.mercadolibre.test"
 
@@ -28,8 +29,11 @@ class RecordingLimiter:
     def __init__(self) -> None:
         self.keys: list[str] = []
 
-    async def acquire(self, key: str) -> None:
+    async def acquire(self, key: str, budget: RateBudget) -> None:
         self.keys.append(key)
+
+    async def push_back(self, key: str, seconds: float) -> None:
+        return None
 
 
 @pytest.fixture
