@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from connectors.base import InboundRequest, MarketplaceConnector, RateLimiter
 from connectors.errors import DataError, TransientError
 from connectors.mercadolibre import oauth
-from connectors.mercadolibre.client import DEFAULT_BUDGET, MercadoLibreClient, MLResponse
+from connectors.mercadolibre.client import MercadoLibreClient, MLResponse
 from connectors.mercadolibre.mapping import CONNECTOR, billing_info_id, map_order
 from connectors.mercadolibre.notifications import NotificationPolicy, parse_notification
 from connectors.models import (
@@ -46,8 +46,9 @@ class MercadoLibreConfig:
     redirect_uri: str
     notification_ips: str = ""
     webhook_token: SecretStr = field(default_factory=lambda: SecretStr(""))
-    #: For the whole application (every seller), shared by every worker.
-    requests_per_minute: int = DEFAULT_BUDGET.requests
+    #: For the whole application (every seller), shared by every worker; Mercado Libre
+    #: publishes no limit, 100 is the one figure it declares (for an orders route).
+    requests_per_minute: int = 100
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MercadoLibreConfig:
