@@ -135,7 +135,8 @@ async def link_accounts(
     resp = await api.post(
         "/api/v1/connections/siigo",
         headers=headers,
-        json={"username": SIIGO_USER, "access_key": "ZGVtby1hY2Nlc3Mta2V5"},
+        # The sandbox company's mode, named as a merchant names it (Siigo's API can't say).
+        json={"username": SIIGO_USER, "access_key": "ZGVtby1hY2Nlc3Mta2V5", "mode": siigo_mode},
     )
     resp.raise_for_status()
     return ml_conn["id"], resp.json()["id"], company

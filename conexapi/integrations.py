@@ -25,11 +25,12 @@ class Integrations:
         return self.erps[name]
 
 
-def erp_limiter(res: Resources) -> RateLimiter:
-    s = res.settings
+def rate_limiter(res: Resources) -> RateLimiter:
+    """The schedules every connector paces its calls on: one per upstream account, at the
+    budget each call brings (an ERP company's comes from its connection)."""
     if res.redis is not None:
-        return RedisRateLimiter(res.redis, s.siigo_requests_per_minute, s.siigo_rate_window_seconds)
-    return LocalRateLimiter(s.siigo_requests_per_minute, s.siigo_rate_window_seconds)
+        return RedisRateLimiter(res.redis)
+    return LocalRateLimiter()
 
 
 async def _note_request_id(response: httpx.Response) -> None:
@@ -46,7 +47,7 @@ def integrations(res: Resources) -> Integrations:
         return found
     hooks = res.http.event_hooks
     hooks["response"] = [*hooks.get("response", []), _note_request_id]
-    limiter = erp_limiter(res)
+    limiter = rate_limiter(res)
     made = Integrations()
     for name, spec in all_connectors().items():
         instance = build(spec, res.http, res.settings, limiter)

@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     mercadolibre_notification_ips: str = ""
     #: Optional shared secret expected as ``?token=`` on the notification URL.
     mercadolibre_webhook_token: SecretStr = SecretStr("")
+    #: Requests per minute to Mercado Libre for the whole application (every seller),
+    #: shared by every worker. Mercado Libre publishes no limit; 100 is the one figure it
+    #: declares (for an orders route).
+    mercadolibre_requests_per_minute: int = 100
 
     #: Comma-separated origins (scheme://host[:port]) a consent may redirect back to, besides
     #: the origin of ``public_url``.
@@ -172,10 +176,11 @@ class Settings(BaseSettings):
     siigo_api_url: str = "https://api.siigo.com"
     #: Sent as the ``Partner-Id`` header Siigo requires on every call.
     siigo_partner_id: str = "ConexAPI"
-    #: Requests per window per Siigo company, shared by every worker (Siigo: 100/min in
-    #: production companies, 10/min in test companies).
+    #: Requests per window for a Siigo production company, shared by every worker (Siigo
+    #: allows 100/min). A company linked in test mode gets Siigo's 10; a connection can set
+    #: its own (``requests_per_minute`` on the connections API).
     siigo_requests_per_minute: int = 100
-    #: The window ``siigo_requests_per_minute`` counts over.
+    #: The window Siigo's limits count over (shorter only in tests).
     siigo_rate_window_seconds: float = 60.0
 
     #: Lifetime of the ops API's access tokens (JWT); short, since only a logout or a

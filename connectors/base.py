@@ -27,6 +27,7 @@ from connectors.models import (
     Notification,
     Order,
     Product,
+    RateBudget,
     TokenSet,
 )
 
@@ -98,17 +99,28 @@ class MarketplaceConnector(ABC):
 
 
 class RateLimiter(Protocol):
-    """Shared by every worker: ``acquire(key)`` returns when a request under ``key`` may go.
+    """One schedule per ``key`` (an account upstream), shared by every worker.
 
     The product passes a Redis-backed limiter in production and an in-process one when
-    embedded; connectors call it before every request to a rate-limited service.
+    embedded; connectors call ``acquire`` before every request to a rate-limited service
+    and ``push_back`` when the service refuses one for exceeding its limit anyway.
     """
 
-    async def acquire(self, key: str) -> None: ...
+    async def acquire(self, key: str, budget: RateBudget) -> None:
+        """Return when a request under ``key`` may go without exceeding ``budget``."""
+        ...
+
+    async def push_back(self, key: str, seconds: float) -> None:
+        """Let no request under ``key`` go for ``seconds`` (from now), in every worker:
+        those already waiting for a slot wait again."""
+        ...
 
 
 class NoLimit:
-    async def acquire(self, key: str) -> None:
+    async def acquire(self, key: str, budget: RateBudget) -> None:
+        return None
+
+    async def push_back(self, key: str, seconds: float) -> None:
         return None
 
 
@@ -117,6 +129,19 @@ class ErpConnector(ABC):
     per account itself, renews it on expiry and re-authenticates once on a 401."""
 
     name: ClassVar[str]
+    #: The kinds of company the ERP gives different request budgets (a test company may
+    #: be allowed fewer calls than a production one), the default first; empty when it
+    #: has one budget for all. The merchant names the mode when linking, since an ERP's
+    #: API need not say it.
+    modes: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def rate_budget(self, mode: str | None, requests: int | None = None) -> RateBudget:
+        """The request budget of one company in ``mode`` (None: the default mode), with
+        ``requests`` per window instead of the mode's own when the connection sets it.
+
+        Raises ``ValueError`` for a mode not in :attr:`modes`.
+        """
 
     @abstractmethod
     async def authenticate(self, credentials: ErpCredentials) -> ErpSession:

@@ -3,7 +3,8 @@
 Each client classifies a failure once, where the HTTP call is made, and raises one of
 these; nothing else in the product branches on upstream status codes:
 
-- :class:`TransientError` — 5xx, 429, timeouts: back off with jitter, honour ``retry_after``.
+- :class:`TransientError` — 5xx, 429, timeouts: back off with jitter, honour ``retry_after``
+  (:class:`RateLimited` for a 429).
 - :class:`AuthError` — 401, revoked or invalid grants: the connection needs re-authorization.
 - :class:`DataError` — 4xx validation, a missing mapping: park for a person, no blind retry.
 - :class:`PermanentError` — anything that will not succeed by retrying or re-authorizing.
@@ -52,6 +53,12 @@ class TransientError(ConnectorError):
     ) -> None:
         super().__init__(message, code=code, status_code=status_code, request_id=request_id)
         self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    """The service refused the call for exceeding its rate limit (HTTP 429 or its own
+    code for it). Transient like any other; the client that sees it also pushes the
+    account's shared schedule back, since refusals that go on get API users blocked."""
 
 
 class AuthError(ConnectorError):

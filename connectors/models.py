@@ -136,9 +136,20 @@ class AccountProfile(_Model):
 # --- ERP side --------------------------------------------------------------------------
 
 
+class RateBudget(_Model):
+    """At most ``requests`` calls to one account in any ``window_seconds``."""
+
+    requests: int = Field(ge=1)
+    window_seconds: float = Field(gt=0)
+
+
 class ErpCredentials(_Model):
     username: str
     access_key: SecretStr
+    #: The company's request budget, resolved by the product from its connection (the
+    #: connector's :meth:`~connectors.base.ErpConnector.rate_budget`); None: the
+    #: connector's default.
+    budget: RateBudget | None = None
 
 
 class ErpSession(_Model):

@@ -279,7 +279,11 @@ async def link_credentials(
     resources: ResourcesDep,
 ) -> ConnectionOut:
     instance: ErpConnector = _connector(resources, connector, "erp")
-    credentials = ErpCredentials(username=body.username.strip(), access_key=body.access_key)
+    credentials = ErpCredentials(
+        username=body.username.strip(),
+        access_key=body.access_key,
+        budget=service.rate_budget(instance, body.mode, body.requests_per_minute),
+    )
     # Upstream first, before this request opens a transaction.
     try:
         await instance.authenticate(credentials)
@@ -303,6 +307,8 @@ async def link_credentials(
         # One API user belongs to one company, and /auth names no company id.
         account_id=credentials.username.lower(),
         name=body.name or credentials.username,
+        mode=body.mode,
+        requests_per_minute=body.requests_per_minute,
         keys=_keys(resources),
     )
     return ConnectionOut.of(conn)

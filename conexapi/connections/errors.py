@@ -54,6 +54,12 @@ class CredentialsRejected(AppError):
     message = "The service rejected these credentials."
 
 
+class InvalidRateSettings(AppError):
+    code = "invalid_rate_settings"
+    status_code = 400
+    message = "These request-budget settings do not apply to this connection."
+
+
 class UpstreamUnavailable(AppError):
     code = "upstream_unavailable"
     status_code = 502

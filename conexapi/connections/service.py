@@ -22,6 +22,7 @@ from conexapi.connections.errors import (
     AccountLinkedElsewhere,
     ConnectionDisconnected,
     ConnectionNotFound,
+    InvalidRateSettings,
     ReauthRequired,
 )
 from conexapi.db import create_engine, create_sessionmaker, unit_of_work
@@ -29,7 +30,8 @@ from conexapi.kit.crypto import DecryptionError, KeyRing
 from conexapi.models import Connection, ConnectionStatus, OAuthState, Pipeline, PipelineStatus
 from conexapi.models.base import utcnow
 from conexapi.settings import Settings, get_settings
-from connectors.models import AccountProfile, ErpCredentials, TokenSet
+from connectors.base import ErpConnector
+from connectors.models import AccountProfile, ErpCredentials, RateBudget, TokenSet
 
 log = structlog.get_logger(__name__)
 
@@ -252,6 +254,19 @@ async def link_marketplace_account(
     )
 
 
+def rate_budget(erp: ErpConnector, mode: str | None, requests_per_minute: int | None) -> RateBudget:
+    """The request budget a connection with these settings gets from ``erp``; raises
+    :class:`InvalidRateSettings` (saying what to send) for a mode the connector lacks."""
+    if mode is not None and mode not in erp.modes:
+        allowed = ", ".join(erp.modes)
+        hint = f"one of: {allowed}" if allowed else "left out (this connector has no modes)"
+        raise InvalidRateSettings(
+            f"mode {mode!r} is not a {erp.name} mode; it must be {hint}.",
+            details={"field": "mode", "allowed": list(erp.modes)},
+        )
+    return erp.rate_budget(mode, requests_per_minute)
+
+
 async def link_erp_account(
     session: AsyncSession,
     merchant_id: int,
@@ -260,11 +275,14 @@ async def link_erp_account(
     account_id: str,
     name: str,
     *,
+    mode: str | None = None,
+    requests_per_minute: int | None = None,
     keys: KeyRing | None = None,
 ) -> Connection:
     """Create or update the merchant's connection to an ERP company (credentials already
-    checked by the caller)."""
-    return await _upsert(
+    checked by the caller, ``mode`` too). Linking again without a mode or a budget keeps
+    the ones stored."""
+    conn = await _upsert(
         session,
         merchant_id=merchant_id,
         connector=connector_name,
@@ -273,6 +291,12 @@ async def link_erp_account(
         sealed=seal_erp(keyring(keys), credentials),
         expires_at=None,
     )
+    if mode is not None:
+        conn.mode = mode
+    if requests_per_minute is not None:
+        conn.requests_per_minute = requests_per_minute
+    await session.flush()
+    return conn
 
 
 # --- token writes ---------------------------------------------------------------------------

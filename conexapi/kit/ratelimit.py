@@ -1,28 +1,62 @@
-"""Outbound rate limits shared by every worker (GCRA, one Redis key per account).
+"""Outbound rate limits shared by every worker (GCRA, one schedule per upstream account).
 
-Siigo allows 100 requests per minute per company and answers 429 past that, counting in
-a sliding window. We space requests evenly at a slightly lower rate, with no burst, so
-that no 60-second window can ever hold more than the limit, whatever the number of
+An upstream service allows each account (a Siigo company, say) so many requests per
+window and answers 429 past that, counting in a sliding window. Each account's budget
+comes from its connection. We space its requests evenly at a slightly lower rate, with no
+burst, so that no window can ever hold more than the budget, whatever the number of
 workers: the schedule ("theoretical arrival time") lives in Redis and each acquire
 reserves the next slot atomically. Embedded mode keeps the same schedule in process.
+
+The schedule runs on one clock, the Redis server's (``TIME`` inside the script): worker
+clocks drift and a worker minutes ahead or behind would otherwise stall every other worker
+or be stalled by them. Only durations ("wait this long") travel back to the workers.
+
+A refusal all the same (another client of the same account, a budget set too high) pushes
+the account's schedule back for every worker; a request already waiting for its slot
+checks again when the slot comes and waits anew if the schedule was pushed past it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 
 from redis.asyncio import Redis
 
-# Reserve the next slot: TAT = max(TAT, now) + interval; the caller waits until its slot.
+from connectors.models import RateBudget
+
+# KEYS[1]: the account's schedule, a hash {tat, blocked}: the next free slot and the end
+# of the latest push-back, in Redis server seconds. ARGV[1]: seconds between requests;
+# ARGV[2]: "1" when the caller has waited for a slot it holds (then it goes, unless a
+# push-back since has moved the schedule past now). Returns the seconds to wait.
 _RESERVE = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'tat', 'blocked')
+local tat = tonumber(state[1] or '0')
+local blocked = tonumber(state[2] or '0')
+if ARGV[2] == '1' and blocked <= now then return '0' end
 if tat < now then tat = now end
-local ttl = math.ceil((tat + interval - now) * 1000) + 1000
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl)
-return tostring(tat - now)
+redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', tat + interval))
+redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(tat + interval, blocked) - now) * 1000) + 1000)
+return string.format('%.6f', tat - now)
+"""
+
+# KEYS[1] as above; ARGV[1]: seconds from now during which no request may go.
+_PUSH_BACK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ = now + tonumber(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'tat', 'blocked')
+local tat = tonumber(state[1] or '0')
+local blocked = tonumber(state[2] or '0')
+if until_ <= blocked then return 0 end
+redis.call('HSET', KEYS[1], 'blocked', string.format('%.6f', until_))
+if tat < until_ then redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', until_)) end
+redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(tat, until_) - now) * 1000) + 1000)
+return 1
 """
 
 
@@ -31,33 +65,58 @@ def interval_for(requests: int, window_seconds: float, headroom: float = 0.95) -
     return window_seconds / max(requests * headroom - 1, 1)
 
 
-class RedisRateLimiter:
-    def __init__(
-        self, redis: Redis, requests: int, window_seconds: float = 60.0, prefix: str = "rl:"
-    ) -> None:
-        self.redis = redis
-        self.interval = interval_for(requests, window_seconds)
-        self.prefix = prefix
-        self._script = redis.register_script(_RESERVE)
+class _Schedule(ABC):
+    """``acquire`` over a reservation primitive: reserve a slot, wait for it, and check
+    once the slot comes that no push-back moved the schedule past it meanwhile."""
 
-    async def acquire(self, key: str) -> None:
-        wait = float(
-            await self._script(keys=[self.prefix + key], args=[time.time(), self.interval])
-        )
-        if wait > 0:
+    @abstractmethod
+    async def _reserve(self, key: str, interval: float, *, waited: bool) -> float:
+        """Seconds until a slot reserved now for ``key``; with ``waited``, 0 when the slot
+        held may be used, else the wait for a new one."""
+
+    async def acquire(self, key: str, budget: RateBudget) -> None:
+        interval = interval_for(budget.requests, budget.window_seconds)
+        wait = await self._reserve(key, interval, waited=False)
+        while wait > 0:
             await asyncio.sleep(wait)
+            wait = await self._reserve(key, interval, waited=True)
 
 
-class LocalRateLimiter:
+class RedisRateLimiter(_Schedule):
+    def __init__(self, redis: Redis, prefix: str = "rl:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._reserve_script = redis.register_script(_RESERVE)
+        self._push_back_script = redis.register_script(_PUSH_BACK)
+
+    async def _reserve(self, key: str, interval: float, *, waited: bool) -> float:
+        answer = await self._reserve_script(
+            keys=[self.prefix + key], args=[repr(interval), "1" if waited else "0"]
+        )
+        return float(answer)
+
+    async def push_back(self, key: str, seconds: float) -> None:
+        if seconds > 0:
+            await self._push_back_script(keys=[self.prefix + key], args=[repr(float(seconds))])
+
+
+class LocalRateLimiter(_Schedule):
     """The same schedule for one process (the embedded mode has one worker)."""
 
-    def __init__(self, requests: int, window_seconds: float = 60.0) -> None:
-        self.interval = interval_for(requests, window_seconds)
+    def __init__(self) -> None:
         self._tat: dict[str, float] = {}
+        self._blocked: dict[str, float] = {}
 
-    async def acquire(self, key: str) -> None:
+    async def _reserve(self, key: str, interval: float, *, waited: bool) -> float:
         now = time.monotonic()
+        if waited and self._blocked.get(key, 0.0) <= now:
+            return 0.0
         tat = max(self._tat.get(key, 0.0), now)
-        self._tat[key] = tat + self.interval
-        if tat > now:
-            await asyncio.sleep(tat - now)
+        self._tat[key] = tat + interval
+        return tat - now
+
+    async def push_back(self, key: str, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        if until > self._blocked.get(key, 0.0):
+            self._blocked[key] = until
+            self._tat[key] = max(self._tat.get(key, 0.0), until)

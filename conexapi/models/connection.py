@@ -36,3 +36,8 @@ class Connection(IdMixin, TimestampMixin, Base):
     last_refresh_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: Optimistic lock: every credential write bumps it and checks the old value.
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    #: The kind of account as the merchant declared it, one of the connector's modes (an
+    #: ERP's test company may be allowed fewer requests); None: the connector's default.
+    mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: Requests per window upstream for this account, instead of its mode's budget.
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,4 +1,4 @@
-"""Merchants and their connections: list, inspect, pause, resume, disconnect."""
+"""Merchants and their connections: list, inspect, set budgets, pause, resume, disconnect."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from sqlalchemy.exc import IntegrityError
 
 from conexapi.auth.deps import Admin, Operator, Viewer
 from conexapi.connections import service as connections
-from conexapi.deps import SessionDep
-from conexapi.kit.errors import Conflict, NotFound
+from conexapi.connections.errors import InvalidRateSettings
+from conexapi.connections.schemas import ConnectionUpdate
+from conexapi.deps import ResourcesDep, SessionDep
+from conexapi.integrations import integrations
+from conexapi.kit.errors import BadRequest, Conflict, NotFound
 from conexapi.models import Connection, ConnectionStatus, Merchant, Pipeline
 from conexapi.ops import service
 from conexapi.ops.audit import Origin, record
@@ -160,6 +163,56 @@ async def get_connection(
     connection_id: IdPath, principal: Viewer, session: SessionDep
 ) -> ConnectionView:
     return ConnectionView.of(await load_connection(session, principal, connection_id))
+
+
+@router.patch(
+    "/connections/{connection_id}",
+    response_model=ConnectionView,
+    tags=["connections"],
+    summary="Set an ERP connection's mode or its own request budget (null: the default)",
+)
+async def update_connection(
+    connection_id: IdPath,
+    data: ConnectionUpdate,
+    principal: Operator,
+    session: SessionDep,
+    resources: ResourcesDep,
+    request: Request,
+) -> ConnectionView:
+    """The budget applies to the next call the workers make for this account."""
+    conn = await load_connection(session, principal, connection_id)
+    changes = data.model_dump(exclude_unset=True)
+    if not changes:
+        raise BadRequest(
+            "Send mode and/or requests_per_minute (null for the connector's default).",
+            code="nothing_to_change",
+        )
+    erp = integrations(resources).erps.get(conn.connector)
+    if erp is None:
+        raise InvalidRateSettings(
+            f"connection {conn.id} is a {conn.connector} connection; only ERP connections "
+            "have a mode and a request budget of their own."
+        )
+    connections.rate_budget(
+        erp,
+        changes.get("mode", conn.mode),
+        changes.get("requests_per_minute", conn.requests_per_minute),
+    )
+    before = {name: getattr(conn, name) for name in changes}
+    for name, value in changes.items():
+        setattr(conn, name, value)
+    await session.flush()
+    record(
+        session,
+        principal,
+        Origin.of(request),
+        "connection.update",
+        "connection",
+        conn.id,
+        merchant_id=conn.merchant_id,
+        details={name: {"from": before[name], "to": changes[name]} for name in changes},
+    )
+    return ConnectionView.of(conn)
 
 
 async def _pipelines_using(session: SessionDep, connection_id: int) -> list[int]:

@@ -52,18 +52,21 @@ class SyncContext:
         return token
 
     async def erp_credentials(self, connection: Connection) -> ErpCredentials:
+        """The company's credentials, with the request budget its connection gives it
+        (read from the row as loaded, so a changed mode or budget applies at once)."""
         from conexapi.connections.tokens import erp_credentials
 
         key = (connection.id, connection.version)
-        hit = self._erp.get(key)
-        if hit is not None:
-            return hit
-        async with self.res.sessionmaker() as session:
-            creds: ErpCredentials = await erp_credentials(session, connection.id)
-        if len(self._erp) > _CACHE_LIMIT:
-            self._erp.clear()
-        self._erp[key] = creds
-        return creds
+        creds = self._erp.get(key)
+        if creds is None:
+            async with self.res.sessionmaker() as session:
+                creds = await erp_credentials(session, connection.id)
+            if len(self._erp) > _CACHE_LIMIT:
+                self._erp.clear()
+            self._erp[key] = creds
+        erp = self.integrations.erp(connection.connector)
+        budget = erp.rate_budget(connection.mode, connection.requests_per_minute)
+        return creds.model_copy(update={"budget": budget})
 
 
 __all__ = ["ReauthRequired", "SyncContext"]

@@ -26,6 +26,7 @@ from connectors.errors import (
     PermanentError,
     TransientError,
 )
+from connectors.models import RateBudget
 
 #: Error codes that mean the seller's grant or token is gone: re-authorize (or, for an
 #: ``invalid_grant`` right after a refresh, re-read the token a concurrent refresh saved).
@@ -180,14 +181,25 @@ def classify_transport(exc: httpx.HTTPError, *, what: str) -> ConnectorError:
     return PermanentError(f"Mercado Libre {what}: {name}", code="transport_error")
 
 
+#: Mercado Libre limits per application and publishes no number; 100 requests a minute is
+#: the one figure it declares (for an orders route).
+DEFAULT_BUDGET = RateBudget(requests=100, window_seconds=60.0)
+
+
 class MercadoLibreClient:
     def __init__(
-        self, http: httpx.AsyncClient, api_url: str, limiter: RateLimiter, limiter_key: str
+        self,
+        http: httpx.AsyncClient,
+        api_url: str,
+        limiter: RateLimiter,
+        limiter_key: str,
+        budget: RateBudget = DEFAULT_BUDGET,
     ) -> None:
         self._http = http
         self._api_url = api_url.rstrip("/")
         self._limiter = limiter
         self._limiter_key = limiter_key
+        self._budget = budget
 
     async def request(
         self,
@@ -203,7 +215,7 @@ class MercadoLibreClient:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         # Mercado Libre limits per application (client id), so every worker shares one key.
-        await self._limiter.acquire(self._limiter_key)
+        await self._limiter.acquire(self._limiter_key, self._budget)
         try:
             response = await self._http.request(
                 method, self._api_url + path, params=params, data=form, headers=headers

@@ -22,6 +22,7 @@ from connectors.models import (
     AuthorizationRequest,
     Notification,
     Order,
+    RateBudget,
     TokenSet,
 )
 
@@ -44,6 +45,9 @@ class MercadoLibreConfig:
     redirect_uri: str
     notification_ips: str = ""
     webhook_token: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: For the whole application (every seller), shared by every worker; Mercado Libre
+    #: publishes no limit, 100 is the one figure it declares (for an orders route).
+    requests_per_minute: int = 100
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MercadoLibreConfig:
@@ -55,6 +59,7 @@ class MercadoLibreConfig:
             redirect_uri=settings.mercadolibre_redirect_uri,
             notification_ips=settings.mercadolibre_notification_ips,
             webhook_token=settings.mercadolibre_webhook_token,
+            requests_per_minute=settings.mercadolibre_requests_per_minute,
         )
 
 
@@ -79,7 +84,11 @@ class MercadoLibreConnector(MarketplaceConnector):
     ) -> None:
         self.config = config
         self._client = MercadoLibreClient(
-            http, config.api_url, limiter, limiter_key=f"mercadolibre:{config.client_id}"
+            http,
+            config.api_url,
+            limiter,
+            limiter_key=f"mercadolibre:{config.client_id}",
+            budget=RateBudget(requests=config.requests_per_minute, window_seconds=60.0),
         )
         self._policy = NotificationPolicy(
             application_id=config.client_id.strip(),

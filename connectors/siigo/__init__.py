@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 def factory(http: httpx.AsyncClient, settings: Settings, limiter: RateLimiter) -> SiigoConnector:
     return SiigoConnector(
         http,
+        requests_per_minute=settings.siigo_requests_per_minute,
+        rate_window_seconds=settings.siigo_rate_window_seconds,
         base_url=settings.siigo_api_url,
         partner_id=settings.siigo_partner_id,
         limiter=limiter,

@@ -1,5 +1,9 @@
 """Siigo's HTTP session: one token per account, the shared rate limit, the common headers,
-and the single point where answers are classified (:mod:`connectors.siigo.errors`)."""
+and the single point where answers are classified (:mod:`connectors.siigo.errors`).
+
+Every request waits for its company's slot on the shared schedule (the company's budget
+comes with its credentials); a refusal for exceeding the limit anyway pushes that
+schedule back for every worker before the error is raised."""
 
 from __future__ import annotations
 
@@ -16,14 +20,15 @@ from httpx._client import UseClientDefault
 from pydantic import SecretStr
 
 from connectors.base import NoLimit, RateLimiter
-from connectors.errors import PermanentError
-from connectors.models import ErpCredentials, ErpSession
+from connectors.errors import ConnectorError, PermanentError, RateLimited
+from connectors.models import ErpCredentials, ErpSession, RateBudget
 from connectors.siigo import wire
 from connectors.siigo.errors import (
     REQUEST_ID_HEADER,
     error_from_exception,
     error_from_response,
 )
+from connectors.siigo.limits import DEFAULT_BUDGET
 from connectors.siigo.schemas import PARTNER_ID_RE
 
 #: A token is renewed this long before it expires (or a tenth of its life, if shorter).
@@ -63,6 +68,7 @@ class SiigoClient:
         limiter: RateLimiter | None = None,
         timeout: float | None = 30.0,
         clock: Callable[[], datetime] = utcnow,
+        budget: RateBudget = DEFAULT_BUDGET,
     ) -> None:
         if not PARTNER_ID_RE.fullmatch(partner_id):
             raise ValueError("Siigo's Partner-Id must be 3 to 100 letters or digits")
@@ -72,6 +78,8 @@ class SiigoClient:
         self.limiter: RateLimiter = limiter or NoLimit()
         self.timeout = timeout
         self.clock = clock
+        #: For credentials that carry no budget of their own.
+        self.budget = budget
         self._tokens: dict[str, _Token] = {}
         self._auth_locks: dict[str, asyncio.Lock] = {}
 
@@ -116,11 +124,9 @@ class SiigoClient:
             "username": credentials.username,
             "access_key": credentials.access_key.get_secret_value(),
         }
-        response, request_id = await self._send(
-            credentials.username, "POST", "/auth", token=None, body=body
-        )
+        response, request_id = await self._send(credentials, "POST", "/auth", token=None, body=body)
         if not response.is_success:
-            raise error_from_response(response, request_id)
+            raise await self._failure(credentials, response, request_id)
         try:
             data = response.json()
             value = str(data["access_token"])
@@ -162,21 +168,39 @@ class SiigoClient:
         """
         token = await self._token(credentials)
         response, request_id = await self._send(
-            credentials.username, method, path, token, params, body, headers, timeout_seconds
+            credentials, method, path, token, params, body, headers, timeout_seconds
         )
         if response.status_code == 401:
             self._forget(credentials.username, token)
             token = await self._token(credentials)
             response, request_id = await self._send(
-                credentials.username, method, path, token, params, body, headers, timeout_seconds
+                credentials, method, path, token, params, body, headers, timeout_seconds
             )
         if response.is_success:
             return response
-        raise error_from_response(response, request_id)
+        raise await self._failure(credentials, response, request_id)
+
+    async def _failure(
+        self, credentials: ErpCredentials, response: httpx.Response, request_id: str
+    ) -> ConnectorError:
+        """The classified error for a failed answer. Over the limit, the company's shared
+        schedule is pushed back first, by the ``Retry-After`` Siigo gave or else by a whole
+        window (which empties a sliding window whoever filled it): every worker then waits,
+        so a refusal is not followed by more (Siigo blocks API users who keep erring)."""
+        error = error_from_response(response, request_id)
+        if isinstance(error, RateLimited):
+            seconds = error.retry_after
+            if seconds is None:
+                seconds = self._budget(credentials).window_seconds
+            await self.limiter.push_back(_limiter_key(credentials), seconds)
+        return error
+
+    def _budget(self, credentials: ErpCredentials) -> RateBudget:
+        return credentials.budget or self.budget
 
     async def _send(
         self,
-        username: str,
+        credentials: ErpCredentials,
         method: str,
         path: str,
         token: _Token | None,
@@ -199,7 +223,7 @@ class SiigoClient:
             sent_headers["Content-Type"] = "application/json"
         if headers:
             sent_headers.update(headers)
-        await self.limiter.acquire(f"siigo:{username}")
+        await self.limiter.acquire(_limiter_key(credentials), self._budget(credentials))
         try:
             response = await self.http.request(
                 method,
@@ -212,6 +236,11 @@ class SiigoClient:
         except httpx.TransportError as exc:
             raise error_from_exception(exc, request_id) from exc
         return response, request_id
+
+
+def _limiter_key(credentials: ErpCredentials) -> str:
+    # Siigo limits per company, and one API user belongs to one company.
+    return f"siigo:{credentials.username}"
 
 
 def _timeout(seconds: float | None) -> float | UseClientDefault:

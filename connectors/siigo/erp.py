@@ -21,8 +21,9 @@ from connectors.models import (
     Invoice,
     InvoiceDraft,
     Product,
+    RateBudget,
 )
-from connectors.siigo import wire
+from connectors.siigo import limits, wire
 from connectors.siigo.client import SiigoClient, utcnow
 from connectors.siigo.errors import REQUEST_ID_HEADER
 from connectors.siigo.schemas import (
@@ -48,6 +49,7 @@ REPLAY_HEADER = "idempotent-replayed"
 
 class SiigoConnector(ErpConnector):
     name: ClassVar[str] = "siigo"
+    modes: ClassVar[tuple[str, ...]] = limits.MODES
 
     def __init__(
         self,
@@ -61,7 +63,13 @@ class SiigoConnector(ErpConnector):
         catalog_ttl: float = 3600.0,
         page_size: int = PAGE_SIZE,
         clock: Callable[[], datetime] = utcnow,
+        requests_per_minute: int = limits.REQUESTS[limits.PRODUCTION],
+        rate_window_seconds: float = limits.WINDOW_SECONDS,
     ) -> None:
+        #: A production company's budget (per ``rate_window_seconds``, a minute unless a
+        #: test shortens it); a test company's is Siigo's 10 over the same window.
+        self.requests_per_minute = requests_per_minute
+        self.rate_window_seconds = rate_window_seconds
         self.client = SiigoClient(
             http,
             base_url=base_url,
@@ -69,6 +77,7 @@ class SiigoConnector(ErpConnector):
             limiter=limiter,
             timeout=timeout,
             clock=clock,
+            budget=self.rate_budget(None),
         )
         # Siigo asks for 120 s or more before giving up on a document creation.
         self.invoice_timeout = invoice_timeout
@@ -78,6 +87,14 @@ class SiigoConnector(ErpConnector):
         self._catalog_locks: dict[str, asyncio.Lock] = {}
 
     # --- session --------------------------------------------------------------------
+
+    def rate_budget(self, mode: str | None, requests: int | None = None) -> RateBudget:
+        return limits.budget(
+            mode,
+            requests,
+            production_requests=self.requests_per_minute,
+            window_seconds=self.rate_window_seconds,
+        )
 
     async def authenticate(self, credentials: ErpCredentials) -> ErpSession:
         return await self.client.authenticate(credentials)

@@ -4,8 +4,9 @@ Siigo's synchronous error body is ``{"Status", "Errors": [{"Code", "Message", "P
 "Detail"}]}`` (the batch notifications use the same keys in lower case; both are read).
 Classification, from the blueprint's error-code descriptions:
 
-- transient: HTTP 429 / 408 / 5xx, network failures and timeouts, and the codes
-  ``requests_limit``, ``request_timeout``, ``service_unavailable``, ``documents_service``,
+- rate limited (transient): HTTP 429 / ``requests_limit`` whatever the status;
+- transient: HTTP 408 / 5xx, network failures and timeouts, and the codes
+  ``request_timeout``, ``service_unavailable``, ``documents_service``,
   ``payment_types_service``, ``general_service``, ``unhandled_error`` whatever the status;
 - auth: HTTP 401 / ``unauthorized`` (the client re-authenticates once before raising it);
 - data: the codes that say the document or customer must be fixed (``invalid_*``,
@@ -31,10 +32,13 @@ from connectors.errors import (
     ConnectorError,
     DataError,
     PermanentError,
+    RateLimited,
     TransientError,
 )
 
 REQUEST_ID_HEADER = "x-request-id"
+#: Siigo's code for a request over the company's limit (sent with HTTP 429).
+RATE_LIMIT_CODE = "requests_limit"
 
 TRANSIENT_CODES = frozenset(
     {
@@ -116,7 +120,15 @@ def classify(
     request_id: str | None = None,
     retry_after: float | None = None,
 ) -> ConnectorError:
-    if (code in TRANSIENT_CODES) or status in (408, 429) or (status is not None and status >= 500):
+    if status == 429 or code == RATE_LIMIT_CODE:
+        return RateLimited(
+            message,
+            retry_after=retry_after,
+            code=code,
+            status_code=status,
+            request_id=request_id,
+        )
+    if (code in TRANSIENT_CODES) or status == 408 or (status is not None and status >= 500):
         return TransientError(
             message,
             retry_after=retry_after,
@@ -190,6 +202,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 __all__ = [
+    "RATE_LIMIT_CODE",
     "REQUEST_ID_HEADER",
     "SiigoErrorItem",
     "classify",

@@ -24,8 +24,8 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.base import ErpConnector
-from connectors.errors import AuthError, DataError, TransientError
-from connectors.models import CustomerSpec, ErpCredentials, InvoiceDraft
+from connectors.errors import AuthError, DataError, RateLimited, TransientError
+from connectors.models import CustomerSpec, ErpCredentials, InvoiceDraft, RateBudget
 
 Operation = Literal["create_invoice", "find_product", "ensure_customer", "get_invoice"]
 #: ``rate_limited``: the next call answers 429; ``timeout``: it never answers and does
@@ -110,6 +110,20 @@ class ErpContract:
             customer.identification,
             [("SKU-1", Decimal(2), Decimal("1069.77")), ("SKU-2", Decimal(1), Decimal("8403.36"))],
         )
+
+    # --- request budget ---------------------------------------------------------------
+
+    def test_every_mode_has_a_budget_and_the_connection_s_own_wins(self, erp: ErpHarness) -> None:
+        connector = erp.connector
+        budgets = {mode: connector.rate_budget(mode) for mode in connector.modes}
+        assert all(isinstance(b, RateBudget) for b in budgets.values())
+        default = connector.rate_budget(None)
+        if connector.modes:
+            assert default == budgets[connector.modes[0]]
+        own = connector.rate_budget(connector.modes[0] if connector.modes else None, 3)
+        assert own.requests == 3 and own.window_seconds == default.window_seconds
+        with pytest.raises(ValueError):
+            connector.rate_budget("no-such-mode")
 
     # --- session ----------------------------------------------------------------------
 
@@ -237,7 +251,8 @@ class ErpContract:
     async def test_rate_limited_is_transient(self, erp: ErpHarness, account: ErpAccount) -> None:
         await erp.connector.find_product(account.credentials, "SKU-1")
         await erp.inject("find_product", "rate_limited")
-        with pytest.raises(TransientError) as caught:
+        # RateLimited (a TransientError): what the client pushes the schedule back on.
+        with pytest.raises(RateLimited) as caught:
             await erp.connector.find_product(account.credentials, "SKU-1")
         assert caught.value.status_code == 429
         assert await erp.connector.find_product(account.credentials, "SKU-1") is not None

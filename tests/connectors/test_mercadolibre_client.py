@@ -22,6 +22,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.mercadolibre.client import MercadoLibreClient, parse_retry_after
+from connectors.models import RateBudget
 
 API = "https://api.mercadolibre.test"
 #: The longest wait a Retry-After gets (``client.MAX_RETRY_AFTER``).
@@ -32,8 +33,11 @@ class RecordingLimiter:
     def __init__(self) -> None:
         self.keys: list[str] = []
 
-    async def acquire(self, key: str) -> None:
+    async def acquire(self, key: str, budget: RateBudget) -> None:
         self.keys.append(key)
+
+    async def push_back(self, key: str, seconds: float) -> None:
+        return None
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from connectors.errors import DataError
+from connectors.errors import DataError, RateLimited, TransientError
 from connectors.models import (
     CustomerSpec,
     ErpCredentials,
     InvoiceItem,
     InvoicePayment,
+    RateBudget,
 )
 from connectors.siigo import connector as siigo_spec
 from connectors.siigo import factory
@@ -45,10 +46,16 @@ class RecordingLimiter:
 
     def __init__(self) -> None:
         self.keys: list[str] = []
+        self.budgets: list[RateBudget] = []
+        self.pushed: list[tuple[str, float]] = []
 
-    async def acquire(self, key: str) -> None:
+    async def acquire(self, key: str, budget: RateBudget) -> None:
         self.keys.append(key)
+        self.budgets.append(budget)
         await asyncio.sleep(0)
+
+    async def push_back(self, key: str, seconds: float) -> None:
+        self.pushed.append((key, seconds))
 
 
 def invoice_json(**overrides: Any) -> dict[str, Any]:
@@ -146,6 +153,68 @@ async def test_headers_and_one_token_per_account(
     assert sent[0].url.params["code"] == "A"
     # The limiter is asked before every request, /auth included, per account.
     assert limiter.keys == [f"siigo:{CREDS.username}"] * 4 + [f"siigo:{OTHER.username}"] * 2
+
+
+async def test_each_company_is_paced_at_the_budget_its_credentials_bring(
+    mocked: respx.MockRouter, connector: SiigoConnector, limiter: RecordingLimiter
+) -> None:
+    mocked.get("/v1/products").respond(200, json=products("A"))
+    test_company = CREDS.model_copy(update={"budget": connector.rate_budget("test")})
+    await connector.find_product(test_company, "A")
+    await connector.find_product(OTHER, "A")
+    # /auth and the call each: the test company at Siigo's 10 a minute, the other (no
+    # budget of its own) at the connector's default, a production company's 100.
+    assert (
+        limiter.budgets
+        == [RateBudget(requests=10, window_seconds=60.0)] * 2
+        + [RateBudget(requests=100, window_seconds=60.0)] * 2
+    )
+
+
+def test_budget_by_mode_with_the_connection_s_own_first() -> None:
+    siigo = SiigoConnector(
+        httpx.AsyncClient(),
+        base_url=BASE,
+        partner_id="ConexAPI",
+        requests_per_minute=80,
+        rate_window_seconds=6.0,
+    )
+    assert siigo.modes == ("production", "test")
+    assert siigo.rate_budget(None) == RateBudget(requests=80, window_seconds=6.0)
+    assert siigo.rate_budget("production") == RateBudget(requests=80, window_seconds=6.0)
+    assert siigo.rate_budget("test") == RateBudget(requests=10, window_seconds=6.0)
+    assert siigo.rate_budget("test", 4) == RateBudget(requests=4, window_seconds=6.0)
+    with pytest.raises(ValueError, match="production, test"):
+        siigo.rate_budget("sandbox")
+
+
+@pytest.mark.parametrize(
+    ("headers", "pushed"),
+    [({}, 60.0), ({"Retry-After": "7"}, 7.0)],
+    ids=["without-retry-after", "with-retry-after"],
+)
+async def test_a_429_pushes_the_company_s_schedule_back(
+    mocked: respx.MockRouter,
+    connector: SiigoConnector,
+    limiter: RecordingLimiter,
+    headers: dict[str, str],
+    pushed: float,
+) -> None:
+    body = {"Status": 429, "Errors": [{"Code": "requests_limit", "Message": "Too many"}]}
+    mocked.get("/v1/products").respond(429, json=body, headers=headers)
+    with pytest.raises(RateLimited):
+        await connector.find_product(CREDS, "A")
+    # By Siigo's Retry-After when it sends one, else by a whole window of the budget.
+    assert limiter.pushed == [(f"siigo:{CREDS.username}", pushed)]
+
+
+async def test_other_failures_leave_the_schedule_alone(
+    mocked: respx.MockRouter, connector: SiigoConnector, limiter: RecordingLimiter
+) -> None:
+    mocked.get("/v1/products").respond(503, json={"Status": 503, "Errors": []})
+    with pytest.raises(TransientError):
+        await connector.find_product(CREDS, "A")
+    assert limiter.pushed == []
 
 
 async def test_token_is_renewed_before_it_expires(

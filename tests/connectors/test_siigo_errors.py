@@ -14,6 +14,7 @@ from connectors.errors import (
     ConnectorError,
     DataError,
     PermanentError,
+    RateLimited,
     TransientError,
 )
 from connectors.models import ErpCredentials
@@ -48,7 +49,9 @@ async def connector() -> Any:
 
 CASES = [
     # status, code, params, expected class, expected field
-    (429, "requests_limit", [], TransientError, None),
+    (429, "requests_limit", [], RateLimited, None),
+    (429, None, [], RateLimited, None),
+    (400, "requests_limit", [], RateLimited, None),
     (408, "request_timeout", [], TransientError, None),
     (500, "unhandled_error", [], TransientError, None),
     (502, None, [], TransientError, None),

@@ -130,8 +130,9 @@ def world_settings(database_url: str, **overrides: Any) -> Settings:
         "siigo_api_url": SIIGO,
         "reconcile_lag_seconds": 0.0,
         # Siigo's pace (100 requests a minute) is the subject of other tests; here the
-        # sandbox does not limit and neither does the product.
+        # sandbox does not limit and neither does the product (nor for Mercado Libre).
         "siigo_requests_per_minute": 100_000,
+        "mercadolibre_requests_per_minute": 100_000,
         "log_level": "WARNING",
     }
     values.update(overrides)
