@@ -34,4 +34,8 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+#: ``scope="function"``: the unit of work commits before the answer leaves. With FastAPI's
+#: default scope the exit code runs after the response is sent, so a client could be told
+#: 201 for a write whose commit then failed, or act on an answer (follow a redirect, read
+#: what it just created) before the write is visible.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
