@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import typer
 
 from conexapi.settings import get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="ConexAPI processes and tools.")
+
+
+def _fail(command: str, message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit: no traceback for what the user can fix."""
+    typer.echo(f"{command}: {message}", err=True)
+    raise typer.Exit(code)
 
 
 @cli.command()
@@ -16,19 +24,27 @@ def api(
     workers: int = typer.Option(1, help="uvicorn worker processes."),
 ) -> None:
     """Serve the HTTP API (webhooks, OAuth callbacks, /api/v1, health, metrics)."""
-    import uvicorn
+    from conexapi.serving import PortUnavailable, listen, run_api, server_config
 
     settings = get_settings()
-    uvicorn.run(
+    host = host or settings.api_host
+    port = port or settings.api_port
+    try:
+        sock = listen(host, port)  # before the application starts, so a taken port stops us
+    except PortUnavailable as exc:
+        _fail("api", f"{exc}; stop what holds it or choose another with --port")
+    typer.echo(f"api: listening on http://{host}:{port}", err=True)
+    config = server_config(
         "conexapi.app:create_app_from_env",
+        settings,
         factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
+        host=host,
+        port=port,
         workers=workers,
         proxy_headers=True,
-        access_log=False,
-        log_config=None,
     )
+    if not run_api(config, sock):
+        raise typer.Exit(3)  # the application failed to start (uvicorn's code for it)
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -175,8 +191,12 @@ def sandbox(
     import asyncio
 
     from conexapi.sandboxes import run_sandboxes
+    from conexapi.serving import PortUnavailable
 
-    asyncio.run(run_sandboxes(get_settings(), host))
+    try:
+        asyncio.run(run_sandboxes(get_settings(), host))
+    except PortUnavailable as exc:
+        _fail("sandbox", f"{exc}; free it or set CONEXAPI_SANDBOX_<NAME>_PORT")
 
 
 @cli.command()
@@ -186,13 +206,43 @@ def demo(
     exit_after: bool = typer.Option(
         False, "--exit", help="Stop after the table instead of serving on."
     ),
-    port: int | None = typer.Option(None, help="API port (default 8000)."),
+    port: int | None = typer.Option(
+        None, help="API port (default CONEXAPI_API_PORT, or a free one if that is taken)."
+    ),
+    sandbox_port: list[str] = typer.Option(
+        [],
+        "--sandbox-port",
+        metavar="NAME=PORT",
+        help="A sandbox's port, e.g. siigo=9102 (repeat; default CONEXAPI_SANDBOX_<NAME>_PORT, "
+        "or a free one if that is taken).",
+    ),
 ) -> None:
     """The main job end to end on the embedded default: sandboxes, API, worker, in one
     process on SQLite; orders flow from Mercado Libre to Siigo while you watch."""
-    from conexapi.demo import run_demo
+    from conexapi.demo import SANDBOXES, run_demo
+    from conexapi.serving import PortUnavailable
 
-    raise typer.Exit(run_demo(orders=orders, seed=seed, exit_after=exit_after, port=port))
+    ports = _named_ports(sandbox_port, SANDBOXES)
+    if port is not None:
+        ports["api"] = port
+    try:
+        code = run_demo(orders=orders, seed=seed, exit_after=exit_after, ports=ports)
+    except PortUnavailable as exc:
+        _fail("demo", f"{exc}; free it or choose another with --port or --sandbox-port")
+    raise typer.Exit(code)
+
+
+def _named_ports(values: list[str], names: tuple[str, ...]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        if name not in names or not number.isdigit() or not 0 < int(number) < 65536:
+            raise typer.BadParameter(
+                f"{value!r}: give NAME=PORT with NAME one of {', '.join(names)}",
+                param_hint="--sandbox-port",
+            )
+        ports[name] = int(number)
+    return ports
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Development-only secrets; accepted only when the service is embedded.
@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     #: Larger request bodies are refused with 413, declared or streamed.
     max_body_bytes: int = 1_048_576
+    #: A request's headers must have arrived this many seconds after the connection opened
+    #: (or the previous response ended); a slower client gets a 408 and is disconnected.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: A request's body must have arrived this many seconds after its headers (the largest
+    #: body allowed then needs about 35 KB/s); a slower client gets a 408 and is dropped.
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Open client connections per API process; more are answered 503 at once. Lowered to
+    #: fit the open-file limit (``ulimit -n``) when that is too low for it.
+    http_max_connections: int = Field(default=800, gt=0)
     #: Lowest level logged: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
     #: auto (JSON in production, readable otherwise), json or console.
