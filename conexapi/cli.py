@@ -87,10 +87,15 @@ def migrate(
     revision: str = typer.Argument("head", help="Target revision."),
 ) -> None:
     """Upgrade the database schema."""
-    from conexapi.migrate import upgrade
+    from conexapi.migrate import CharsetError, upgrade
 
     settings = get_settings()
-    upgrade(settings.database_url, revision)
+    try:
+        notes = upgrade(settings.database_url, revision)
+    except CharsetError as exc:
+        _fail("migrate", str(exc))
+    for note in notes:
+        typer.echo(note)
     typer.echo(f"database at {revision}")
 
 
