@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from conexapi.settings import get_settings
+from conexapi.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="ConexAPI processes and tools.")
 
@@ -15,6 +20,58 @@ def _fail(command: str, message: str, code: int = 1) -> NoReturn:
     """One line on stderr and a non-zero exit: no traceback for what the user can fix."""
     typer.echo(f"{command}: {message}", err=True)
     raise typer.Exit(code)
+
+
+@cli.callback()
+def _check_configuration(ctx: typer.Context) -> None:
+    # Every command reads the settings; a bad one is reported here in one line, not as
+    # pydantic's traceback from wherever it is first read. init-env writes them.
+    if ctx.invoked_subcommand == "init-env" or "--help" in sys.argv[1:]:
+        return
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        _fail("configuration", _settings_errors(exc), 2)
+
+
+def _settings_errors(exc: ValidationError) -> str:
+    """pydantic's errors as one line, by variable name; never the values (secrets)."""
+    parts = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        fields = [str(part) for part in error["loc"]]
+        parts.append(f"CONEXAPI_{'_'.join(fields).upper()}: {message}" if fields else message)
+    return "; ".join(parts)
+
+
+def _require_schema(command: str, settings: Settings) -> None:
+    """Stop with one line when the database is out of reach or not migrated: a command
+    that uses it would otherwise end in a traceback ("no such table: users")."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from conexapi.db import create_engine
+    from conexapi.migrate import schema_problem
+
+    async def check() -> str | None:
+        engine = create_engine(settings, pool=False)
+        try:
+            return await schema_problem(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        problem = asyncio.run(check())
+    except (DBAPIError, OSError) as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        problem = f"cannot use the database {where}: {reason}"
+    if problem is not None:
+        _fail(command, problem)
 
 
 @cli.command()
@@ -123,13 +180,13 @@ def create_user(
         chosen = Role(role)
     except ValueError:
         raise typer.BadParameter("admin, operator or viewer", param_hint="--role") from None
+    settings = get_settings()
+    _require_schema("create-user", settings)
     password = os.environ.get(password_env) or typer.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
     try:
-        user_id = asyncio.run(
-            create_user_command(get_settings(), email, chosen, merchant, password)
-        )
+        user_id = asyncio.run(create_user_command(settings, email, chosen, merchant, password))
     except AppError as exc:
         typer.echo(f"create-user: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -147,7 +204,9 @@ def rotate_keys() -> None:
 
     from conexapi.connections.service import rotate_all_keys
 
-    report = asyncio.run(rotate_all_keys(get_settings()))
+    settings = get_settings()
+    _require_schema("rotate-keys", settings)
+    report = asyncio.run(rotate_all_keys(settings))
     typer.echo(
         f"rotated {report.rotated}, already current {report.already_current}, "
         f"changed meanwhile {report.changed_meanwhile}, consent states rotated "
@@ -178,14 +237,46 @@ def backfill(
 
     from conexapi.reconcile.backfill import BackfillError, parse_moment, run_backfill_command
 
+    settings = get_settings()
+    _require_schema("backfill", settings)
     try:
         start = parse_moment(since)
         end = parse_moment(until, end=True) if until else None
-        code = asyncio.run(run_backfill_command(get_settings(), pipeline, start, end))
+        code = asyncio.run(run_backfill_command(settings, pipeline, start, end))
     except BackfillError as exc:
         typer.echo(f"backfill: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+@cli.command("init-env")
+def init_env(
+    path: Path = typer.Option(Path(".env"), help="The file to write."),
+    force: bool = typer.Option(False, "--force", help="Replace the file if it exists."),
+) -> None:
+    """Write a .env with fresh secrets for a production install.
+
+    CONEXAPI_ENV=production, a new CONEXAPI_SECRET_KEY, a new Fernet key for
+    CONEXAPI_ENCRYPTION_KEYS and the MariaDB passwords docker-compose.yml asks for. An
+    existing file is never replaced without --force.
+    """
+    from conexapi.kit.env_file import production_env, write_new
+
+    try:
+        write_new(path, production_env(), replace=force)
+    except FileExistsError:
+        _fail(
+            "init-env",
+            f"{path} exists; keep it, or replace it with --force (the data encrypted under "
+            "its CONEXAPI_ENCRYPTION_KEYS can no longer be read without them)",
+        )
+    except OSError as exc:
+        _fail("init-env", f"cannot write {path}: {exc.strerror or exc}")
+    typer.echo(
+        f"wrote {path} (readable by you only): CONEXAPI_ENV=production with a fresh secret "
+        "key and encryption key; set CONEXAPI_DATABASE_URL, CONEXAPI_REDIS_URL and "
+        "CONEXAPI_PUBLIC_URL in it (or use docker compose), then run `conexapi migrate`"
+    )
 
 
 @cli.command()

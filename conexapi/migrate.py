@@ -22,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Column, Computed, Connection, DateTime, MetaData, inspect, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from conexapi.models.base import MYSQL_CHARSET, MYSQL_COLLATION
@@ -60,6 +61,22 @@ def head_revisions() -> set[str]:
 
 def current_revisions(conn: Connection) -> set[str]:
     return set(MigrationContext.configure(conn).get_current_heads())
+
+
+async def schema_problem(engine: AsyncEngine) -> str | None:
+    """Why the database cannot be used yet, saying what to run; None when it can."""
+    async with engine.connect() as conn:
+        current = await conn.run_sync(current_revisions)
+        charset = await conn.run_sync(charset_problem)
+    heads = head_revisions()
+    if not current:
+        return "the database has no tables yet: run `conexapi migrate` first"
+    if current != heads:
+        return (
+            f"the database is at revision {', '.join(sorted(current))}, this version needs "
+            f"{', '.join(sorted(heads))}: run `conexapi migrate` first"
+        )
+    return charset
 
 
 # --- character set -------------------------------------------------------------------

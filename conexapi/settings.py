@@ -11,13 +11,15 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Development-only secrets; accepted only when the service is embedded.
 INSECURE_SECRET_KEY = "insecure-embedded-secret-key-change-me"  # noqa: S105
 INSECURE_ENCRYPTION_KEY = "ZW1iZWRkZWQtb25seS1rZXktMzItYnl0ZXMtbG9uZyE="
 MIN_SECRET_KEY_LENGTH = 32
+FRESH_SECRETS_HINT = "`conexapi init-env` writes a .env with fresh ones"
 
 
 class Environment(StrEnum):
@@ -198,6 +200,25 @@ class Settings(BaseSettings):
             return self.env is Environment.production
         return self.log_format is LogFormat.json
 
+    @field_validator("encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        # Checked here, not when the first credential is stored: a bad key would
+        # otherwise pass `conexapi migrate` and fail later, in the middle of a consent.
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            raise ValueError(f"no key given; {FRESH_SECRETS_HINT}")
+        for number, key in enumerate(keys, 1):
+            try:
+                Fernet(key.encode("ascii"))
+            except (ValueError, UnicodeEncodeError):
+                # Which key, never the key itself.
+                raise ValueError(
+                    f"key {number} of {len(keys)} is not a Fernet key (44 characters of "
+                    f"url-safe base64); {FRESH_SECRETS_HINT}"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Self:
         if self.env is Environment.test:
@@ -212,7 +233,9 @@ class Settings(BaseSettings):
             insecure.append("CONEXAPI_ENCRYPTION_KEYS")
         if insecure:
             raise ValueError(
-                "insecure default secrets outside the embedded mode; set " + ", ".join(insecure)
+                "insecure default secrets outside the embedded mode; set "
+                + ", ".join(insecure)
+                + f" ({FRESH_SECRETS_HINT})"
             )
         return self
 
