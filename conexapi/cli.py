@@ -2,11 +2,76 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
 import typer
 
-from conexapi.settings import get_settings
+from conexapi.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="ConexAPI processes and tools.")
+
+
+def _fail(command: str, message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit: no traceback for what the user can fix."""
+    typer.echo(f"{command}: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@cli.callback()
+def _check_configuration(ctx: typer.Context) -> None:
+    # Every command reads the settings; a bad one is reported here in one line, not as
+    # pydantic's traceback from wherever it is first read. init-env writes them.
+    if ctx.invoked_subcommand == "init-env" or "--help" in sys.argv[1:]:
+        return
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        _fail("configuration", _settings_errors(exc), 2)
+
+
+def _settings_errors(exc: ValidationError) -> str:
+    """pydantic's errors as one line, by variable name; never the values (secrets)."""
+    parts = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        fields = [str(part) for part in error["loc"]]
+        parts.append(f"CONEXAPI_{'_'.join(fields).upper()}: {message}" if fields else message)
+    return "; ".join(parts)
+
+
+def _require_schema(command: str, settings: Settings) -> None:
+    """Stop with one line when the database is out of reach or not migrated: a command
+    that uses it would otherwise end in a traceback ("no such table: users")."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from conexapi.db import create_engine
+    from conexapi.migrate import schema_problem
+
+    async def check() -> str | None:
+        engine = create_engine(settings, pool=False)
+        try:
+            return await schema_problem(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        problem = asyncio.run(check())
+    except (DBAPIError, OSError) as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        problem = f"cannot use the database {where}: {reason}"
+    if problem is not None:
+        _fail(command, problem)
 
 
 @cli.command()
@@ -17,29 +82,35 @@ def api(
 ) -> None:
     """Serve the HTTP API (webhooks, OAuth callbacks, /api/v1, health, metrics). Without
     CONEXAPI_REDIS_URL it also runs the worker and beat, in threads of this process."""
-    import uvicorn
+    from conexapi.serving import PortUnavailable, listen, run_api, server_config
 
     settings = get_settings()
     if workers > 1 and not settings.redis_url:
         # Each process would run its own worker and beat on one schedule file.
-        typer.echo(
-            "api: --workers above 1 needs CONEXAPI_REDIS_URL (without Redis the worker and "
+        _fail(
+            "api",
+            "--workers above 1 needs CONEXAPI_REDIS_URL (without Redis the worker and "
             "beat run inside the one API process)",
-            err=True,
+            code=2,
         )
-        raise typer.Exit(2)
-    uvicorn.run(
+    host = host or settings.api_host
+    port = port or settings.api_port
+    try:
+        sock = listen(host, port)  # before the application starts, so a taken port stops us
+    except PortUnavailable as exc:
+        _fail("api", f"{exc}; stop what holds it or choose another with --port")
+    typer.echo(f"api: listening on http://{host}:{port}", err=True)
+    config = server_config(
         "conexapi.app:create_app_from_env",
+        settings,
         factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
+        host=host,
+        port=port,
         workers=workers,
-        # The app reads X-Forwarded-* itself, from CONEXAPI_TRUSTED_PROXIES only; uvicorn
-        # would also believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) by default.
         proxy_headers=False,
-        access_log=False,
-        log_config=None,
     )
+    if not run_api(config, sock):
+        raise typer.Exit(3)  # the application failed to start (uvicorn's code for it)
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -101,10 +172,15 @@ def migrate(
     revision: str = typer.Argument("head", help="Target revision."),
 ) -> None:
     """Upgrade the database schema."""
-    from conexapi.migrate import upgrade
+    from conexapi.migrate import CharsetError, upgrade
 
     settings = get_settings()
-    upgrade(settings.database_url, revision)
+    try:
+        notes = upgrade(settings.database_url, revision)
+    except CharsetError as exc:
+        _fail("migrate", str(exc))
+    for note in notes:
+        typer.echo(note)
     typer.echo(f"database at {revision}")
 
 
@@ -132,13 +208,13 @@ def create_user(
         chosen = Role(role)
     except ValueError:
         raise typer.BadParameter("admin, operator or viewer", param_hint="--role") from None
+    settings = get_settings()
+    _require_schema("create-user", settings)
     password = os.environ.get(password_env) or typer.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
     try:
-        user_id = asyncio.run(
-            create_user_command(get_settings(), email, chosen, merchant, password)
-        )
+        user_id = asyncio.run(create_user_command(settings, email, chosen, merchant, password))
     except AppError as exc:
         typer.echo(f"create-user: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -156,7 +232,9 @@ def rotate_keys() -> None:
 
     from conexapi.connections.service import rotate_all_keys
 
-    report = asyncio.run(rotate_all_keys(get_settings()))
+    settings = get_settings()
+    _require_schema("rotate-keys", settings)
+    report = asyncio.run(rotate_all_keys(settings))
     typer.echo(
         f"rotated {report.rotated}, already current {report.already_current}, "
         f"changed meanwhile {report.changed_meanwhile}, consent states rotated "
@@ -187,14 +265,46 @@ def backfill(
 
     from conexapi.reconcile.backfill import BackfillError, parse_moment, run_backfill_command
 
+    settings = get_settings()
+    _require_schema("backfill", settings)
     try:
         start = parse_moment(since)
         end = parse_moment(until, end=True) if until else None
-        code = asyncio.run(run_backfill_command(get_settings(), pipeline, start, end))
+        code = asyncio.run(run_backfill_command(settings, pipeline, start, end))
     except BackfillError as exc:
         typer.echo(f"backfill: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+@cli.command("init-env")
+def init_env(
+    path: Path = typer.Option(Path(".env"), help="The file to write."),
+    force: bool = typer.Option(False, "--force", help="Replace the file if it exists."),
+) -> None:
+    """Write a .env with fresh secrets for a production install.
+
+    CONEXAPI_ENV=production, a new CONEXAPI_SECRET_KEY, a new Fernet key for
+    CONEXAPI_ENCRYPTION_KEYS and the MariaDB passwords docker-compose.yml asks for. An
+    existing file is never replaced without --force.
+    """
+    from conexapi.kit.env_file import production_env, write_new
+
+    try:
+        write_new(path, production_env(), replace=force)
+    except FileExistsError:
+        _fail(
+            "init-env",
+            f"{path} exists; keep it, or replace it with --force (the data encrypted under "
+            "its CONEXAPI_ENCRYPTION_KEYS can no longer be read without them)",
+        )
+    except OSError as exc:
+        _fail("init-env", f"cannot write {path}: {exc.strerror or exc}")
+    typer.echo(
+        f"wrote {path} (readable by you only): CONEXAPI_ENV=production with a fresh secret "
+        "key and encryption key; set CONEXAPI_DATABASE_URL, CONEXAPI_REDIS_URL and "
+        "CONEXAPI_PUBLIC_URL in it (or use docker compose), then run `conexapi migrate`"
+    )
 
 
 @cli.command()
@@ -205,8 +315,12 @@ def sandbox(
     import asyncio
 
     from conexapi.sandboxes import run_sandboxes
+    from conexapi.serving import PortUnavailable
 
-    asyncio.run(run_sandboxes(get_settings(), host))
+    try:
+        asyncio.run(run_sandboxes(get_settings(), host))
+    except PortUnavailable as exc:
+        _fail("sandbox", f"{exc}; free it or set CONEXAPI_SANDBOX_<NAME>_PORT")
 
 
 @cli.command()
@@ -216,13 +330,43 @@ def demo(
     exit_after: bool = typer.Option(
         False, "--exit", help="Stop after the table instead of serving on."
     ),
-    port: int | None = typer.Option(None, help="API port (default 8000)."),
+    port: int | None = typer.Option(
+        None, help="API port (default CONEXAPI_API_PORT, or a free one if that is taken)."
+    ),
+    sandbox_port: list[str] = typer.Option(
+        [],
+        "--sandbox-port",
+        metavar="NAME=PORT",
+        help="A sandbox's port, e.g. siigo=9102 (repeat; default CONEXAPI_SANDBOX_<NAME>_PORT, "
+        "or a free one if that is taken).",
+    ),
 ) -> None:
     """The main job end to end on the embedded default: sandboxes, API, worker, in one
     process on SQLite; orders flow from Mercado Libre to Siigo while you watch."""
-    from conexapi.demo import run_demo
+    from conexapi.demo import SANDBOXES, run_demo
+    from conexapi.serving import PortUnavailable
 
-    raise typer.Exit(run_demo(orders=orders, seed=seed, exit_after=exit_after, port=port))
+    ports = _named_ports(sandbox_port, SANDBOXES)
+    if port is not None:
+        ports["api"] = port
+    try:
+        code = run_demo(orders=orders, seed=seed, exit_after=exit_after, ports=ports)
+    except PortUnavailable as exc:
+        _fail("demo", f"{exc}; free it or choose another with --port or --sandbox-port")
+    raise typer.Exit(code)
+
+
+def _named_ports(values: list[str], names: tuple[str, ...]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        if name not in names or not number.isdigit() or not 0 < int(number) < 65536:
+            raise typer.BadParameter(
+                f"{value!r}: give NAME=PORT with NAME one of {', '.join(names)}",
+                param_hint="--sandbox-port",
+            )
+        ports[name] = int(number)
+    return ports
 
 
 def main() -> None:

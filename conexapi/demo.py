@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 DEMO_DB = Path("conexapi-demo.db")
+HOST = "127.0.0.1"
+#: The simulators the demo serves.
+SANDBOXES = ("mercadolibre", "siigo")
 APP_ID = "5503910054141466"
 SELLER_ID = 468424240
 SIIGO_USER = "ventas@demo-merchant.co"
@@ -366,11 +370,11 @@ async def show_verdict(
 
 
 async def _main(
-    orders: int, seed_value: int, exit_after: bool, api_port: int, ml_port: int, siigo_port: int
+    orders: int, seed_value: int, exit_after: bool, sockets: dict[str, socket.socket]
 ) -> int:
     from conexapi.app import create_app
     from conexapi.migrate import upgrade
-    from conexapi.serving import serving
+    from conexapi.serving import bound_port, serving
     from conexapi.settings import get_settings
     from connectors.registry import all_connectors
     from workers import tasks  # noqa: F401  (registers the tasks)
@@ -383,16 +387,15 @@ async def _main(
     worker = await asyncio.to_thread(
         start_embedded_worker, celery_app, settings=settings, beat=True
     )
-    api_url = f"http://127.0.0.1:{api_port}"
+    api_url = f"http://127.0.0.1:{bound_port(sockets['api'])}"
     api_key = await demo_api_key(settings)
     apps = [
-        ("mercadolibre", specs["mercadolibre"].sandbox_app(), "127.0.0.1", ml_port),
-        ("siigo", specs["siigo"].sandbox_app(), "127.0.0.1", siigo_port),
-        ("api", create_app(settings), "127.0.0.1", api_port),
+        *((name, specs[name].sandbox_app(), HOST, sockets[name]) for name in SANDBOXES),
+        ("api", create_app(settings), HOST, sockets["api"]),
     ]
     try:
         async with (
-            serving(apps) as served,
+            serving(apps, settings) as served,
             httpx.AsyncClient(
                 base_url=api_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"}
             ) as api,
@@ -477,18 +480,59 @@ async def _main(
         await asyncio.to_thread(worker.stop)
 
 
-def run_demo(*, orders: int, seed: int, exit_after: bool, port: int | None) -> int:
-    from conexapi.serving import free_port
+def bind_ports(requested: dict[str, int]) -> dict[str, socket.socket]:
+    """A bound socket for the API and each sandbox, before anything starts.
+
+    A port asked for (``requested``) must be free: :class:`PortUnavailable` says which is
+    not. Otherwise the configured one is used (``CONEXAPI_API_PORT``,
+    ``CONEXAPI_SANDBOX_<NAME>_PORT``) or, when something else holds it, any free port; the
+    demo prints which.
+    """
+    from conexapi.sandboxes import sandbox_ports
+    from conexapi.serving import PortUnavailable, bound_port, listen
     from conexapi.settings import get_settings
 
-    api_port = port or 8000
-    ml_port, siigo_port = 8101, 8102
-    if exit_after:  # a run that ends (CI, tests) must not collide with a running one
-        api_port, ml_port, siigo_port = free_port(), free_port(), free_port()
-    _environment(api_port, ml_port, siigo_port)
-    get_settings.cache_clear()
-    from conexapi.kit.logging import configure_logging
-
     settings = get_settings()
-    configure_logging(settings.log_level, json=False)
-    return asyncio.run(_main(orders, seed, exit_after, api_port, ml_port, siigo_port))
+    configured = {"api": settings.api_port, **sandbox_ports(settings)}
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name in ("api", *SANDBOXES):
+            if name in requested:
+                sockets[name] = listen(HOST, requested[name])
+                continue
+            try:
+                sockets[name] = listen(HOST, configured[name])
+            except PortUnavailable as exc:
+                sockets[name] = listen(HOST, 0)
+                console.print(
+                    f"[yellow]{exc}[/yellow]; {name} uses port {bound_port(sockets[name])} instead"
+                )
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    return sockets
+
+
+def run_demo(*, orders: int, seed: int, exit_after: bool, ports: dict[str, int]) -> int:
+    """The demo on the ports asked for in ``ports`` (``api``, a sandbox's name), free ones
+    otherwise. Raises :class:`~conexapi.serving.PortUnavailable` for a port asked for."""
+    from conexapi.serving import bound_port
+    from conexapi.settings import get_settings
+
+    sockets = bind_ports(ports)
+    try:
+        _environment(
+            bound_port(sockets["api"]),
+            bound_port(sockets["mercadolibre"]),
+            bound_port(sockets["siigo"]),
+        )
+        get_settings.cache_clear()
+        from conexapi.kit.logging import configure_logging
+
+        settings = get_settings()
+        configure_logging(settings.log_level, json=False)
+        return asyncio.run(_main(orders, seed, exit_after, sockets))
+    finally:
+        for sock in sockets.values():
+            sock.close()

@@ -21,7 +21,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Column, Computed, Connection, DateTime, MetaData, inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from conexapi.models.base import MYSQL_CHARSET, MYSQL_COLLATION
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -34,8 +38,17 @@ def alembic_config(database_url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head") -> list[str]:
+    """Upgrade to ``revision``; returns what it did besides the migrations (one line each).
+
+    Raises :class:`CharsetError` on a MariaDB database that is not utf8mb4.
+    """
+    cfg = alembic_config(database_url)
+    cfg.attributes["ensure_utf8mb4"] = True
+    cfg.attributes["notes"] = []
+    command.upgrade(cfg, revision)
+    notes: list[str] = cfg.attributes["notes"]
+    return notes
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
@@ -48,6 +61,102 @@ def head_revisions() -> set[str]:
 
 def current_revisions(conn: Connection) -> set[str]:
     return set(MigrationContext.configure(conn).get_current_heads())
+
+
+async def schema_problem(engine: AsyncEngine) -> str | None:
+    """Why the database cannot be used yet, saying what to run; None when it can."""
+    async with engine.connect() as conn:
+        current = await conn.run_sync(current_revisions)
+        charset = await conn.run_sync(charset_problem)
+    heads = head_revisions()
+    if not current:
+        return "the database has no tables yet: run `conexapi migrate` first"
+    if current != heads:
+        return (
+            f"the database is at revision {', '.join(sorted(current))}, this version needs "
+            f"{', '.join(sorted(heads))}: run `conexapi migrate` first"
+        )
+    return charset
+
+
+# --- character set -------------------------------------------------------------------
+
+
+class CharsetError(Exception):
+    """The MariaDB database is not utf8mb4; the message says what to run."""
+
+
+def _database_charset(conn: Connection) -> tuple[str, str]:
+    row = conn.execute(
+        text(
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA "
+            "WHERE SCHEMA_NAME = DATABASE()"
+        )
+    ).one()
+    return str(row[0]), str(row[1])
+
+
+def charset_problem(conn: Connection) -> str | None:
+    """Why this MariaDB database cannot hold all of Unicode, and what to run; None when it
+    can (every table and text column utf8mb4, and the database's default too, which new
+    tables and Alembic's own table take), or on SQLite (always UTF-8)."""
+    if not _is_mysql(conn):
+        return None
+    database, default = _database_charset(conn)
+    tables = list(
+        conn.execute(
+            text(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                " AND TABLE_TYPE = 'BASE TABLE' AND TABLE_COLLATION NOT LIKE :prefix"
+                " UNION SELECT TABLE_NAME FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = DATABASE() AND CHARACTER_SET_NAME <> :charset"
+                " ORDER BY 1"
+            ),
+            {"prefix": f"{MYSQL_CHARSET}%", "charset": MYSQL_CHARSET},
+        ).scalars()
+    )
+    if default == MYSQL_CHARSET and not tables:
+        return None
+    charset = f"CHARACTER SET {MYSQL_CHARSET} COLLATE {MYSQL_COLLATION}"
+    found, steps = [], []
+    if default != MYSQL_CHARSET:
+        found.append(f"defaults to {default}")
+        steps.append(f"run ALTER DATABASE `{database}` {charset};")
+    if tables:
+        found.append(f"has {len(tables)} table(s) in another character set")
+        steps.append(
+            f"back up, then run ALTER TABLE <table> CONVERT TO {charset}; for each of: "
+            + ", ".join(tables)
+        )
+    return (
+        f"database {database} {' and '.join(found)}, not {MYSQL_CHARSET} (emoji and other "
+        "4-byte characters would be refused): " + " then ".join(steps)
+    )
+
+
+def ensure_utf8mb4(conn: Connection) -> str | None:
+    """Refuse to migrate a MariaDB database that is not utf8mb4 (:class:`CharsetError`),
+    except an empty one, which is switched to utf8mb4: with no table there is no data to
+    convert, only the default its tables will get. Returns what it changed, if anything.
+
+    Run it outside a migration's transaction: ``ALTER DATABASE`` commits.
+    """
+    problem = charset_problem(conn)
+    if problem is None:
+        return None
+    database, default = _database_charset(conn)
+    empty = not conn.execute(
+        text("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+    ).scalar()
+    if not empty:
+        raise CharsetError(problem)
+    try:
+        conn.exec_driver_sql(
+            f"ALTER DATABASE `{database}` CHARACTER SET {MYSQL_CHARSET} COLLATE {MYSQL_COLLATION}"
+        )
+    except DBAPIError:
+        raise CharsetError(f"{problem} (as a user allowed to alter the database)") from None
+    return f"database {database} was empty and {default}: switched it to {MYSQL_CHARSET}"
 
 
 # --- drift ---------------------------------------------------------------------------

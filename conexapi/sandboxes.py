@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 
-from conexapi.serving import serving
+from conexapi.serving import PortUnavailable, listen, serving
 from conexapi.settings import Settings
 from connectors.registry import all_connectors
 
@@ -38,15 +39,28 @@ def exports(urls: dict[str, str]) -> list[str]:
 
 
 async def run_sandboxes(settings: Settings, host: str | None = None) -> None:
+    """Serve every sandbox until SIGINT or SIGTERM. Raises
+    :class:`~conexapi.serving.PortUnavailable` before serving anything if a port is taken."""
     bind = host or settings.sandbox_host
     ports = sandbox_ports(settings)
     specs = all_connectors()
-    apps = [(name, specs[name].sandbox_app(), bind, port) for name, port in ports.items()]
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports.values():
+            sockets.append(listen(bind, port))
+    except PortUnavailable:
+        for sock in sockets:
+            sock.close()
+        raise
+    apps = [
+        (name, specs[name].sandbox_app(), bind, sock)
+        for name, sock in zip(ports, sockets, strict=True)
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with serving(apps) as served:
+    async with serving(apps, settings) as served:
         urls = {s.name: s.url for s in served}
         for s in served:
             print(f"{s.name:>14} sandbox  {s.url}   (admin: {s.url}/_sandbox/config)")

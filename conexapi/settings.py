@@ -12,14 +12,16 @@ from functools import lru_cache
 from ipaddress import ip_network
 from typing import Self
 
+from cryptography.fernet import Fernet
 from limits import parse as parse_limit
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Development-only secrets; accepted only when the service is embedded.
 INSECURE_SECRET_KEY = "insecure-embedded-secret-key-change-me"  # noqa: S105
 INSECURE_ENCRYPTION_KEY = "ZW1iZWRkZWQtb25seS1rZXktMzItYnl0ZXMtbG9uZyE="
 MIN_SECRET_KEY_LENGTH = 32
+FRESH_SECRETS_HINT = "`conexapi init-env` writes a .env with fresh ones"
 
 
 class Environment(StrEnum):
@@ -74,6 +76,15 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     #: Larger request bodies are refused with 413, declared or streamed.
     max_body_bytes: int = 1_048_576
+    #: A request's headers must have arrived this many seconds after the connection opened
+    #: (or the previous response ended); a slower client gets a 408 and is disconnected.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: A request's body must have arrived this many seconds after its headers (the largest
+    #: body allowed then needs about 35 KB/s); a slower client gets a 408 and is dropped.
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Open client connections per API process; more are answered 503 at once. Lowered to
+    #: fit the open-file limit (``ulimit -n``) when that is too low for it.
+    http_max_connections: int = Field(default=800, gt=0)
     #: Lowest level logged: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
     #: auto (JSON in production, readable otherwise), json or console.
@@ -257,6 +268,25 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        # Checked here, not when the first credential is stored: a bad key would
+        # otherwise pass `conexapi migrate` and fail later, in the middle of a consent.
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            raise ValueError(f"no key given; {FRESH_SECRETS_HINT}")
+        for number, key in enumerate(keys, 1):
+            try:
+                Fernet(key.encode("ascii"))
+            except (ValueError, UnicodeEncodeError):
+                # Which key, never the key itself.
+                raise ValueError(
+                    f"key {number} of {len(keys)} is not a Fernet key (44 characters of "
+                    f"url-safe base64); {FRESH_SECRETS_HINT}"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Self:
         if self.env is Environment.test:
@@ -271,7 +301,9 @@ class Settings(BaseSettings):
             insecure.append("CONEXAPI_ENCRYPTION_KEYS")
         if insecure:
             raise ValueError(
-                "insecure default secrets outside the embedded mode; set " + ", ".join(insecure)
+                "insecure default secrets outside the embedded mode; set "
+                + ", ".join(insecure)
+                + f" ({FRESH_SECRETS_HINT})"
             )
         return self
 

@@ -8,8 +8,9 @@ from alembic import context
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conexapi.migrate import compare_type
+from conexapi.migrate import compare_type, ensure_utf8mb4
 from conexapi.models import Base
+from conexapi.models.base import MYSQL_CHARSET
 from conexapi.settings import get_settings
 
 config = context.config
@@ -47,8 +48,15 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    url = _url()
+    connect_args = {"charset": MYSQL_CHARSET} if url.startswith(("mysql", "mariadb")) else {}
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
     async with engine.connect() as connection:
+        if config.attributes.get("ensure_utf8mb4"):
+            note = await connection.run_sync(ensure_utf8mb4)
+            await connection.commit()  # before the migrations' own transaction begins
+            if note:
+                config.attributes.setdefault("notes", []).append(note)
         await connection.run_sync(_run_sync)
     await engine.dispose()
 

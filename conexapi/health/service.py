@@ -7,7 +7,7 @@ import structlog
 from sqlalchemy import text
 
 from conexapi.kit.resources import Resources
-from conexapi.migrate import current_revisions, head_revisions
+from conexapi.migrate import charset_problem, current_revisions, head_revisions
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +51,12 @@ async def readiness(
             async with res.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
                 current = await conn.run_sync(current_revisions)
+                charset = await conn.run_sync(charset_problem)
         checks["database"] = {"ok": True}
+        # A database that cannot store an emoji fails on the first one a buyer sends.
+        checks["charset"] = {"ok": True} if charset is None else {"ok": False, "reason": charset}
+        if charset is not None:
+            ok = False
         heads = head_revisions()
         at_head = current == heads
         checks["migrations"] = {

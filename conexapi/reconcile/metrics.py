@@ -82,6 +82,11 @@ async def _keep_fresh(res: Resources, target: FirstSeenCollector, every: float) 
         try:
             await target.refresh(res)
         except Exception as exc:  # a metric must never take the API down
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancel that reached the database call can come back as its error
+                # (aiomysql on uvloop does): the shutdown waits for this loop to end.
+                raise asyncio.CancelledError from exc
             log.warning("first_seen_metric_refresh_failed", error=str(exc)[:200])
         await asyncio.sleep(every)
 

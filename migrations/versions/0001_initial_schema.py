@@ -27,7 +27,9 @@ def upgrade() -> None:
     sa.Column('created_at', conexapi.models.base.UTCDateTime(), nullable=False),
     sa.Column('updated_at', conexapi.models.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_merchants')),
-    sa.UniqueConstraint('slug', name=op.f('uq_merchants_slug'))
+    sa.UniqueConstraint('slug', name=op.f('uq_merchants_slug')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_unicode_ci'
     )
     op.create_table('webhook_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -46,7 +48,9 @@ def upgrade() -> None:
     sa.Column('processed_at', conexapi.models.base.UTCDateTime(), nullable=True),
     sa.Column('last_error', sa.String(length=1000), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_events')),
-    sa.UniqueConstraint('connector', 'dedupe_key', name=op.f('uq_webhook_events_connector_dedupe_key'))
+    sa.UniqueConstraint('connector', 'dedupe_key', name=op.f('uq_webhook_events_connector_dedupe_key')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_unicode_ci'
     )
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_events_status_received_at', ['status', 'received_at'], unique=False)
@@ -67,7 +71,9 @@ def upgrade() -> None:
     sa.Column('updated_at', conexapi.models.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_connections_merchant_id_merchants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_connections')),
-    sa.UniqueConstraint('connector', 'external_account_id', name=op.f('uq_connections_connector_external_account_id'))
+    sa.UniqueConstraint('connector', 'external_account_id', name=op.f('uq_connections_connector_external_account_id')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_unicode_ci'
     )
     with op.batch_alter_table('connections', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_connections_merchant_id'), ['merchant_id'], unique=False)
@@ -85,7 +91,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_pipelines_merchant_id_merchants'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['source_connection_id'], ['connections.id'], name=op.f('fk_pipelines_source_connection_id_connections')),
     sa.ForeignKeyConstraint(['target_connection_id'], ['connections.id'], name=op.f('fk_pipelines_target_connection_id_connections')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_pipelines'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pipelines')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_unicode_ci'
     )
     with op.batch_alter_table('pipelines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pipelines_merchant_id'), ['merchant_id'], unique=False)
@@ -102,7 +110,9 @@ def upgrade() -> None:
     sa.Column('updated_at', conexapi.models.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['pipeline_id'], ['pipelines.id'], name=op.f('fk_mappings_pipeline_id_pipelines'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mappings')),
-    sa.UniqueConstraint('pipeline_id', 'kind', 'source_value', name=op.f('uq_mappings_pipeline_id_kind_source_value'))
+    sa.UniqueConstraint('pipeline_id', 'kind', 'source_value', name=op.f('uq_mappings_pipeline_id_kind_source_value')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_unicode_ci'
     )
     op.create_table('order_syncs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -128,7 +138,9 @@ def upgrade() -> None:
     sa.Column('updated_at', conexapi.models.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['pipeline_id'], ['pipelines.id'], name=op.f('fk_order_syncs_pipeline_id_pipelines'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_order_syncs')),
-    sa.UniqueConstraint('pipeline_id', 'external_order_id', name=op.f('uq_order_syncs_pipeline_id_external_order_id'))
+    sa.UniqueConstraint('pipeline_id', 'external_order_id', name=op.f('uq_order_syncs_pipeline_id_external_order_id')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_unicode_ci'
     )
     with op.batch_alter_table('order_syncs', schema=None) as batch_op:
         batch_op.create_index('ix_order_syncs_state_next_attempt_at', ['state', 'next_attempt_at'], unique=False)
@@ -155,7 +167,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['order_sync_id'], ['order_syncs.id'], name=op.f('fk_sync_runs_order_sync_id_order_syncs'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['webhook_event_id'], ['webhook_events.id'], name=op.f('fk_sync_runs_webhook_event_id_webhook_events'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sync_runs')),
-    sa.UniqueConstraint('active_order_sync_id', name=op.f('uq_sync_runs_active_order_sync_id'))
+    sa.UniqueConstraint('active_order_sync_id', name=op.f('uq_sync_runs_active_order_sync_id')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_unicode_ci'
     )
     with op.batch_alter_table('sync_runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sync_runs_order_sync_id'), ['order_sync_id'], unique=False)

@@ -35,7 +35,9 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_oauth_states_merchant_id_merchants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_oauth_states')),
-    sa.UniqueConstraint('state_hash', name=op.f('uq_oauth_states_state_hash'))
+    sa.UniqueConstraint('state_hash', name=op.f('uq_oauth_states_state_hash')),
+    mysql_charset='utf8mb4',
+    mysql_collate='utf8mb4_unicode_ci'
     )
     op.create_index('ix_oauth_states_expires_at', 'oauth_states', ['expires_at'], unique=False)
     op.create_index(op.f('ix_oauth_states_merchant_id'), 'oauth_states', ['merchant_id'], unique=False)

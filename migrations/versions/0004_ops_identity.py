@@ -40,6 +40,8 @@ def upgrade() -> None:
         sa.Column("updated_at", _TIME(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_table(
         "user_merchants",
@@ -54,6 +56,8 @@ def upgrade() -> None:
             name=op.f("fk_user_merchants_user_id_users"), ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("user_id", "merchant_id", name=op.f("pk_user_merchants")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_index(
         op.f("ix_user_merchants_merchant_id"), "user_merchants", ["merchant_id"], unique=False
@@ -76,6 +80,8 @@ def upgrade() -> None:
             name=op.f("fk_auth_sessions_user_id_users"), ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_sessions")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_index("ix_auth_sessions_expires_at", "auth_sessions", ["expires_at"], unique=False)
     op.create_index(op.f("ix_auth_sessions_user_id"), "auth_sessions", ["user_id"], unique=False)
@@ -97,6 +103,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("prefix", name=op.f("uq_api_keys_prefix")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_index(
         op.f("ix_api_keys_created_by_user_id"), "api_keys", ["created_by_user_id"], unique=False
@@ -114,6 +122,8 @@ def upgrade() -> None:
             name=op.f("fk_api_key_merchants_merchant_id_merchants"), ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("api_key_id", "merchant_id", name=op.f("pk_api_key_merchants")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_index(
         op.f("ix_api_key_merchants_merchant_id"), "api_key_merchants", ["merchant_id"], unique=False
@@ -134,6 +144,8 @@ def upgrade() -> None:
         sa.Column("user_agent", sa.String(length=255), nullable=True),
         sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_index(
         "ix_audit_log_merchant_id_occurred_at",
@@ -156,6 +168,8 @@ def upgrade() -> None:
         sa.Column("expires_at", _TIME(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotent_requests")),
         sa.UniqueConstraint("owner", "key", name=op.f("uq_idempotent_requests_owner_key")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_index(
         "ix_idempotent_requests_expires_at", "idempotent_requests", ["expires_at"], unique=False

@@ -48,6 +48,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_cursors")),
         sa.UniqueConstraint("pipeline_id", "name", name=op.f("uq_sync_cursors_pipeline_id_name")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_table(
         "reconciliation_reports",
@@ -73,6 +75,8 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "pipeline_id", "day", name=op.f("uq_reconciliation_reports_pipeline_id_day")
         ),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_index(
         "ix_reconciliation_reports_day", "reconciliation_reports", ["day"], unique=False
@@ -94,6 +98,8 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reconciliation_lines")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_unicode_ci",
     )
     op.create_index(
         "ix_reconciliation_lines_report_id_kind",
