@@ -14,7 +14,9 @@ from datetime import date, datetime
 from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
+from pydantic import BaseModel
 
+from connectors.documents import ErpDocument, Mappings
 from connectors.models import (
     AccountProfile,
     AuthorizationRequest,
@@ -144,6 +146,20 @@ class ErpConnector(ABC):
         """
 
     @abstractmethod
+    def build_document(
+        self, order: Order, settings: BaseModel, mappings: Mappings, invoice_date: date
+    ) -> ErpDocument:
+        """The order as this ERP's document (customer and invoice draft) dated
+        ``invoice_date``, under the pipeline's ``settings`` (an instance of the spec's
+        :attr:`ConnectorSpec.pipeline_settings`) and the merchant's ``mappings``.
+
+        Pure (no network call): the connector's money rule, identification types, lines and
+        wording. Raises :class:`~connectors.documents.MappingMissing` for what it cannot map
+        and :class:`~connectors.documents.BuyerIncomplete` while the buyer's fiscal data is
+        not there yet.
+        """
+
+    @abstractmethod
     async def authenticate(self, credentials: ErpCredentials) -> ErpSession:
         """Obtain a fresh session token (used to check credentials when linking)."""
 
@@ -188,6 +204,8 @@ class ConnectorSpec:
     #: ``sandbox_app()`` → the ASGI app simulating the service.
     sandbox_app: Any
     description: str = ""
+    #: For an ERP: the model of the settings a pipeline invoicing into it must carry.
+    pipeline_settings: type[BaseModel] | None = None
 
 
 def build(

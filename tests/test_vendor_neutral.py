@@ -54,7 +54,9 @@ KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
     ),
     "conexapi/pipelines/schemas.py": (
         1,
-        "PipelineSettings is still the first ERP's model; it moves to the ERP connector spec",
+        "the API's PipelineCreate/PipelineOut still type settings with the first ERP's model "
+        "(imported from its connector); they should validate against the target connection's "
+        "ConnectorSpec.pipeline_settings, in the pipeline endpoints being moved out of ops/",
     ),
     "conexapi/reconcile/backfill.py": (3, "reconcile uses the core's UTC-5 time zone"),
     "conexapi/reconcile/endpoints.py": (3, "reconcile uses the core's UTC-5 time zone"),
@@ -62,7 +64,6 @@ KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
     "conexapi/reconcile/report.py": (6, "reconcile uses the core's UTC-5 time zone"),
     "conexapi/reconcile/rules.py": (3, "reconcile uses the core's UTC-5 time zone"),
     "conexapi/reconcile/schemas.py": (1, "the report's day is described as a Colombian day"),
-    "conexapi/sync/money.py": (2, "the first ERP's money rule; it moves to the ERP connector"),
     "conexapi/sync/runner.py": (
         5,
         "the time zone of invoice dates is a core constant; it should come from the connector",

@@ -102,8 +102,8 @@ def sale_day(order: Order) -> date | None:
     return moment.astimezone(COLOMBIA).date() if moment is not None else None
 
 
-#: The observations the product writes on every invoice (``conexapi.sync.mapping``), which
-#: is how an ERP invoice names its order: the ERP's list cannot filter on our reference.
+#: The observations the product writes on every invoice (the ERP connector's document),
+#: which is how an ERP invoice names its order: the ERP's list cannot filter on our reference.
 _REFERENCE = re.compile(r"\bVenta\s+(?P<connector>\S+)\s+orden\s+(?P<order>[A-Za-z0-9_-]+)")
 
 
@@ -122,7 +122,7 @@ def order_reference(invoice: Invoice, connector: str) -> str | None:
 
 def total_matches(paid: Decimal, invoiced: Decimal) -> bool:
     # The money rule invoices exactly what the buyer paid, or one cent below it where no
-    # choice of tax bases reaches the amount (see conexapi.sync.money).
+    # choice of tax bases reaches the amount (see connectors.siigo.money).
     return paid - CENT <= invoiced <= paid
 
 

@@ -47,7 +47,7 @@ from conexapi.models import (
 from conexapi.models.base import database_utcnow
 from conexapi.pipelines.schemas import PipelineSettings
 from conexapi.sync.context import ReauthRequired, SyncContext
-from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings, map_invoice
+from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings
 from conexapi.sync.policy import Decision, decide
 from conexapi.sync.service import (
     backoff,
@@ -378,9 +378,9 @@ async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
             message="the marketplace flagged this order as fraud risk",
         )
 
-    mapped = map_invoice(order, c.settings, c.mappings, colombia_today())
-    credentials: ErpCredentials = await ctx.erp_credentials(c.target)
     erp = ctx.integrations.erp(c.target.connector)
+    mapped = erp.build_document(order, c.settings, c.mappings, colombia_today())
+    credentials: ErpCredentials = await ctx.erp_credentials(c.target)
     for code in mapped.fallback_codes:
         if await erp.find_product(credentials, code) is None:
             raise MappingMissing("sku", [code], f"no ERP product with code {code!r}")

@@ -9,6 +9,7 @@ import httpx
 
 from connectors.base import ConnectorSpec, RateLimiter
 from connectors.siigo.erp import SiigoConnector
+from connectors.siigo.pipeline import PipelineSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -41,6 +42,7 @@ connector = ConnectorSpec(
     factory=factory,
     sandbox_app=sandbox_app,
     description="Siigo Nube: sales invoices (FV) with DIAN stamping",
+    pipeline_settings=PipelineSettings,
 )
 
 __all__ = ["SiigoConnector", "connector", "factory", "sandbox_app"]

@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 
 from connectors.base import ErpConnector, RateLimiter
+from connectors.documents import ErpDocument, Mappings
 from connectors.errors import DataError, PermanentError
 from connectors.models import (
     CustomerRef,
@@ -20,12 +22,15 @@ from connectors.models import (
     ErpSession,
     Invoice,
     InvoiceDraft,
+    Order,
     Product,
     RateBudget,
 )
 from connectors.siigo import limits, wire
 from connectors.siigo.client import SiigoClient, utcnow
+from connectors.siigo.document import map_invoice
 from connectors.siigo.errors import REQUEST_ID_HEADER
+from connectors.siigo.pipeline import PipelineSettings
 from connectors.siigo.schemas import (
     DocumentType,
     PaymentType,
@@ -87,6 +92,15 @@ class SiigoConnector(ErpConnector):
         self._catalog_locks: dict[str, asyncio.Lock] = {}
 
     # --- session --------------------------------------------------------------------
+
+    def build_document(
+        self, order: Order, settings: BaseModel, mappings: Mappings, invoice_date: date
+    ) -> ErpDocument:
+        if not isinstance(settings, PipelineSettings):
+            raise TypeError(
+                f"Siigo pipelines carry {PipelineSettings.__qualname__}, not {settings!r}"
+            )
+        return map_invoice(order, settings, mappings, invoice_date)
 
     def rate_budget(self, mode: str | None, requests: int | None = None) -> RateBudget:
         return limits.budget(

@@ -19,8 +19,9 @@ from conexapi.reconcile.rules import (
     sale_day,
     windows,
 )
-from conexapi.sync.mapping import Mappings, map_invoice
+from conexapi.sync.mapping import Mappings
 from connectors.models import BuyerIdentity, Invoice, Order, OrderLine, OrderStatus, Payment
+from connectors.siigo.document import map_invoice
 from connectors.siigo.schemas import invoice_body
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
