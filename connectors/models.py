@@ -95,6 +95,8 @@ class Order(_Model):
     buyer: BuyerIdentity
     payments: list[Payment] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    #: The marketplace suspects fraud: the order waits for a person instead of an invoice.
+    fraud_suspected: bool = False
 
 
 class Notification(_Model):

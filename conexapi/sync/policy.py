@@ -7,8 +7,6 @@ from enum import StrEnum
 from conexapi.pipelines.schemas import PipelineSettings
 from connectors.models import Order, OrderStatus
 
-FRAUD_TAG = "fraud_risk_detected"
-
 
 class Decision(StrEnum):
     invoice = "invoice"
@@ -26,7 +24,7 @@ def decide(order: Order, invoiced: bool, settings: PipelineSettings) -> Decision
         return Decision.flag_cancelled_after_invoice if cancelled else Decision.already_invoiced
     if cancelled:
         return Decision.close
-    if FRAUD_TAG in order.tags:
+    if order.fraud_suspected:
         return Decision.flag_fraud
     if settings.invoice_on == "paid" and order.status is OrderStatus.paid:
         return Decision.invoice
