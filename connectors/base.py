@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
@@ -206,6 +206,9 @@ class ConnectorSpec:
     description: str = ""
     #: For an ERP: the model of the settings a pipeline invoicing into it must carry.
     pipeline_settings: type[BaseModel] | None = None
+    #: The zone the service counts its days in (invoice dates, the day of a sale); None
+    #: for a service with no local calendar.
+    time_zone: tzinfo | None = None
 
 
 def build(

@@ -43,7 +43,10 @@ KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
         "the env names that point the product at each sandbox; they belong to each "
         "connector's settings model (its env prefix)",
     ),
-    "conexapi/cli.py": (2, "help texts name the first pair and the report's day"),
+    "conexapi/cli.py": (
+        1,
+        "the demo command's help names the marketplace whose sandbox generates its orders",
+    ),
     "conexapi/connections/oauth.py": (
         2,
         "the consent page's label for a connector; should come from the connector spec",
@@ -57,16 +60,6 @@ KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
         "the API's PipelineCreate/PipelineOut still type settings with the first ERP's model "
         "(imported from its connector); they should validate against the target connection's "
         "ConnectorSpec.pipeline_settings, in the pipeline endpoints being moved out of ops/",
-    ),
-    "conexapi/reconcile/backfill.py": (3, "reconcile uses the core's UTC-5 time zone"),
-    "conexapi/reconcile/endpoints.py": (3, "reconcile uses the core's UTC-5 time zone"),
-    "conexapi/reconcile/metrics.py": (2, "reconcile uses the core's UTC-5 time zone"),
-    "conexapi/reconcile/report.py": (6, "reconcile uses the core's UTC-5 time zone"),
-    "conexapi/reconcile/rules.py": (3, "reconcile uses the core's UTC-5 time zone"),
-    "conexapi/reconcile/schemas.py": (1, "the report's day is described as a Colombian day"),
-    "conexapi/sync/runner.py": (
-        5,
-        "the time zone of invoice dates is a core constant; it should come from the connector",
     ),
 }
 

@@ -7,12 +7,11 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 
 from conexapi.models import DifferenceKind, OrderState
 from conexapi.sync.mapping import paid_for_goods_and_shipping
-from conexapi.sync.runner import COLOMBIA
 from connectors.models import Invoice, Order, OrderStatus
 
 CENT = Decimal("0.01")
@@ -90,16 +89,17 @@ def needs_sync(known: Known | None, order: Order) -> bool:
 # --- the daily report ---------------------------------------------------------------------
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """A Colombian calendar day as an aware half-open interval (UTC-5, no DST)."""
-    start = datetime.combine(day, time(0), COLOMBIA)
+def day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """A calendar day in ``zone`` (the pipeline's) as an aware half-open interval."""
+    start = datetime.combine(day, time(0), zone)
     return start, start + timedelta(days=1)
 
 
-def sale_day(order: Order) -> date | None:
-    """The day a sale counts for: when it was paid (``closed_at``), else created."""
+def sale_day(order: Order, zone: tzinfo) -> date | None:
+    """The day (in ``zone``, the pipeline's) a sale counts for: when it was paid
+    (``closed_at``), else created."""
     moment = order.closed_at or order.created_at
-    return moment.astimezone(COLOMBIA).date() if moment is not None else None
+    return moment.astimezone(zone).date() if moment is not None else None
 
 
 #: The observations the product writes on every invoice (the ERP connector's document),

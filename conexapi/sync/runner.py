@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -47,6 +47,7 @@ from conexapi.models import (
 from conexapi.models.base import database_utcnow
 from conexapi.pipelines.schemas import PipelineSettings
 from conexapi.sync.context import ReauthRequired, SyncContext
+from conexapi.sync.days import pipeline_zone
 from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings
 from conexapi.sync.policy import Decision, decide
 from conexapi.sync.service import (
@@ -63,8 +64,6 @@ log = structlog.get_logger(__name__)
 
 #: Events ingested in one unit of work (a job's own, in slices of this size).
 INGEST_BATCH = 25
-
-COLOMBIA = timezone(timedelta(hours=-5), "America/Bogota")  # no daylight saving time
 
 
 def worker_name() -> str:
@@ -111,10 +110,6 @@ class Claimed:
     invoiced: bool
     idempotency_key: str | None
     started: float
-
-
-def colombia_today() -> date:
-    return datetime.now(COLOMBIA).date()
 
 
 #: Built once: an alias made per query costs more CPU than the query's round trip.
@@ -379,7 +374,8 @@ async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
         )
 
     erp = ctx.integrations.erp(c.target.connector)
-    mapped = erp.build_document(order, c.settings, c.mappings, colombia_today())
+    today = datetime.now(pipeline_zone(c.target.connector, c.source.connector)).date()
+    mapped = erp.build_document(order, c.settings, c.mappings, today)
     credentials: ErpCredentials = await ctx.erp_credentials(c.target)
     for code in mapped.fallback_codes:
         if await erp.find_product(credentials, code) is None:

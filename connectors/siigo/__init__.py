@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from connectors.base import ConnectorSpec, RateLimiter
+from connectors.colombia.zone import TIME_ZONE
 from connectors.siigo.erp import SiigoConnector
 from connectors.siigo.pipeline import PipelineSettings
 
@@ -43,6 +44,7 @@ connector = ConnectorSpec(
     sandbox_app=sandbox_app,
     description="Siigo Nube: sales invoices (FV) with DIAN stamping",
     pipeline_settings=PipelineSettings,
+    time_zone=TIME_ZONE,
 )
 
 __all__ = ["SiigoConnector", "connector", "factory", "sandbox_app"]

@@ -20,6 +20,7 @@ from conexapi.reconcile.rules import (
     windows,
 )
 from conexapi.sync.mapping import Mappings
+from connectors.colombia.zone import TIME_ZONE
 from connectors.models import BuyerIdentity, Invoice, Order, OrderLine, OrderStatus, Payment
 from connectors.siigo.document import map_invoice
 from connectors.siigo.schemas import invoice_body
@@ -184,7 +185,7 @@ def test_an_invoice_of_another_sale_names_no_order(raw: dict[str, Any]) -> None:
 
 def test_sale_day_is_the_colombian_day_of_payment() -> None:
     late = datetime(2026, 3, 11, 3, 30, tzinfo=UTC)  # 22:30 on the 10th in Bogotá
-    assert sale_day(order("1", closed=late)) == DAY
+    assert sale_day(order("1", closed=late), TIME_ZONE) == DAY
 
 
 # --- the day's differences ------------------------------------------------------------------
