@@ -164,6 +164,12 @@ class ErpConnector(ABC):
         """Obtain a fresh session token (used to check credentials when linking)."""
 
     @abstractmethod
+    def account_id(self, credentials: ErpCredentials) -> str:
+        """The id of the ERP account (company) these credentials act for, as the product
+        stores it: one connection per account. Called once the credentials were accepted.
+        """
+
+    @abstractmethod
     async def ensure_customer(
         self, credentials: ErpCredentials, customer: CustomerSpec
     ) -> CustomerRef:
@@ -204,6 +210,8 @@ class ConnectorSpec:
     #: ``sandbox_app()`` → the ASGI app simulating the service.
     sandbox_app: Any
     description: str = ""
+    #: The name a person knows the service by (consent pages); the name when empty.
+    label: str = ""
     #: For an ERP: the model of the settings a pipeline invoicing into it must carry.
     pipeline_settings: type[BaseModel] | None = None
     #: The zone the service counts its days in (invoice dates, the day of a sale); None

@@ -47,14 +47,6 @@ KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
         1,
         "the demo command's help names the marketplace whose sandbox generates its orders",
     ),
-    "conexapi/connections/oauth.py": (
-        2,
-        "the consent page's label for a connector; should come from the connector spec",
-    ),
-    "conexapi/connections/tokens.py": (
-        1,
-        "get_token_service defaults to the first marketplace; callers should name it",
-    ),
     "conexapi/pipelines/schemas.py": (
         1,
         "the API's PipelineCreate/PipelineOut still type settings with the first ERP's model "

@@ -402,7 +402,7 @@ async def refresh_expiring_tokens(resources: Resources) -> dict[str, RefreshSumm
 # --- per-process wiring ---------------------------------------------------------------------
 
 
-def get_token_service(resources: Resources, connector_name: str = "mercadolibre") -> TokenService:
+def get_token_service(resources: Resources, connector_name: str) -> TokenService:
     """This process's TokenService for a marketplace connector (built once, then cached).
 
     Single-flight only works if every job of the process shares the instance.

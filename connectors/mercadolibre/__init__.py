@@ -30,6 +30,7 @@ def sandbox_app() -> FastAPI:
 
 connector = ConnectorSpec(
     name="mercadolibre",
+    label="Mercado Libre",
     kind="marketplace",
     factory=factory,
     sandbox_app=sandbox_app,

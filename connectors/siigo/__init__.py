@@ -39,6 +39,7 @@ def sandbox_app() -> FastAPI:
 
 connector = ConnectorSpec(
     name="siigo",
+    label="Siigo Nube",
     kind="erp",
     factory=factory,
     sandbox_app=sandbox_app,

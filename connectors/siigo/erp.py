@@ -113,6 +113,10 @@ class SiigoConnector(ErpConnector):
     async def authenticate(self, credentials: ErpCredentials) -> ErpSession:
         return await self.client.authenticate(credentials)
 
+    def account_id(self, credentials: ErpCredentials) -> str:
+        # One API user belongs to one company, and /auth names no company id.
+        return credentials.username.lower()
+
     # --- customers ------------------------------------------------------------------
 
     async def find_customer(

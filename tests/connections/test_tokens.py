@@ -294,7 +294,9 @@ async def test_refresh_job_entry_point_uses_the_process_token_service(
         )
         summary = await refresh_expiring_tokens(resources)
         assert summary["mercadolibre"].refreshed == 1
-        assert get_token_service(resources) is get_token_service(resources)
+        assert get_token_service(resources, "mercadolibre") is get_token_service(
+            resources, "mercadolibre"
+        )
         assert (await load(resources.sessionmaker, cid)).version == 2
     finally:
         await resources.aclose()
