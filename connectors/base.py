@@ -179,13 +179,28 @@ class ErpConnector(ABC):
     async def find_product(self, credentials: ErpCredentials, code: str) -> Product | None:
         """The product with this code, or None."""
 
+    #: True when repeating a create under the same idempotency key returns the document
+    #: created first. False for an ERP that ignores keys: the product then looks the
+    #: document up (:meth:`find_invoice`) before it creates it again.
+    honours_idempotency_key: ClassVar[bool] = True
+
     @abstractmethod
     async def create_invoice(
         self, credentials: ErpCredentials, draft: InvoiceDraft, idempotency_key: str
     ) -> Invoice:
-        """Create the invoice. Repeating the call with the same key returns the invoice
-        created first instead of a second one; that is what makes retries after a timeout
-        safe."""
+        """Create the invoice. Where :attr:`honours_idempotency_key`, repeating the call
+        with the same key returns the invoice created first instead of a second one; that
+        is what makes retries after a timeout safe. Otherwise the document must carry the
+        key where :meth:`find_invoice` can find it."""
+
+    async def find_invoice(
+        self, credentials: ErpCredentials, idempotency_key: str, draft: InvoiceDraft
+    ) -> Invoice | None:
+        """The invoice created for ``draft`` under ``idempotency_key``, or None: the ERP's
+        own lookup (listing by the marker the key left on it, say). Required of an ERP that
+        does not honour idempotency keys; a timeout or a 5xx of the lookup itself raises.
+        """
+        raise NotImplementedError(f"{self.name} honours idempotency keys: no lookup needed")
 
     @abstractmethod
     async def get_invoice(self, credentials: ErpCredentials, invoice_id: str) -> Invoice:

@@ -118,7 +118,8 @@ class Notification(_Model):
 class TokenSet(_Model):
     access_token: SecretStr
     refresh_token: SecretStr | None = None
-    expires_at: datetime
+    #: None: the token never expires (an offline token); it is never refreshed.
+    expires_at: datetime | None
     account_id: str
     scope: str | None = None
 

@@ -48,6 +48,7 @@ from conexapi.models.base import database_utcnow
 from conexapi.pipelines.schemas import PipelineSettings
 from conexapi.sync.context import ReauthRequired, SyncContext
 from conexapi.sync.days import pipeline_zone
+from conexapi.sync.exactly_once import create_once
 from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings
 from conexapi.sync.policy import Decision, decide
 from conexapi.sync.service import (
@@ -110,6 +111,8 @@ class Claimed:
     invoiced: bool
     idempotency_key: str | None
     started: float
+    #: This run's attempt for the order (1 for its first run).
+    attempt: int = 1
 
 
 #: Built once: an alias made per query costs more CPU than the query's round trip.
@@ -229,6 +232,7 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
             invoiced=order.erp_document_id is not None,
             idempotency_key=order.idempotency_key,
             started=time.perf_counter(),
+            attempt=order.attempts,
         )
 
 
@@ -382,7 +386,7 @@ async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
             raise MappingMissing("sku", [code], f"no ERP product with code {code!r}")
     assert c.idempotency_key is not None  # reserved by the claim
     await erp.ensure_customer(credentials, mapped.customer)
-    invoice = await erp.create_invoice(credentials, mapped.draft, c.idempotency_key)
+    invoice = await create_once(erp, credentials, mapped.draft, c.idempotency_key, c.attempt)
     expected = sum((p.value for p in mapped.draft.payments), Decimal(0))
     outcome = Outcome(
         OrderState.invoiced,

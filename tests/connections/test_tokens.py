@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +16,7 @@ from conexapi.connections.schemas import ConnectionOut
 from conexapi.connections.service import (
     StaleConnection,
     disconnect,
+    link_marketplace_account,
     mark_needs_reauth,
     store_tokens,
 )
@@ -25,6 +27,7 @@ from conexapi.kit.locks import LocalLeases, _LocalTable
 from conexapi.models.base import utcnow
 from conexapi.settings import Settings
 from connectors.errors import TransientError
+from connectors.models import AccountProfile, TokenSet
 from tests.connections.conftest import make_merchant
 from tests.connections.fakes import AuthServer, FakeMarketplace, linked_connection, load
 
@@ -327,3 +330,30 @@ async def test_lease_service_down_is_a_transient_error(
         assert auth_server.refresh_calls == 0
     finally:
         await unreachable.aclose()
+
+
+async def test_a_token_without_expiry_never_goes_stale(
+    sessionmaker: Sessions,
+    conn_settings: Settings,
+    keys: KeyRing,
+    auth_server: AuthServer,
+    merchant_factory,
+) -> None:
+    # An offline token (no expiry, no refresh token): stale would mean a refresh, and
+    # without a refresh token a needs_reauth.
+    offline = TokenSet(access_token=SecretStr("offline-token"), expires_at=None, account_id="6001")
+    async with unit_of_work(sessionmaker) as session:
+        conn = await link_marketplace_account(
+            session,
+            await merchant_factory(),
+            "mercadolibre",
+            offline,
+            AccountProfile(account_id="6001"),
+            keys=keys,
+        )
+    tokens_service = service(sessionmaker, conn_settings, auth_server)
+    assert await tokens_service.access_token(conn.id) == "offline-token"
+    assert await tokens_service.ensure_fresh(conn.id, timedelta(days=3650)) is Outcome.fresh
+    assert (await refresh_expiring(tokens_service)).due == 0
+    assert auth_server.refresh_calls == 0
+    assert (await load(sessionmaker, conn.id)).status == "active"
