@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import httpx
 from pydantic import BaseModel
 
-from connectors.documents import ErpDocument, Mappings
+from connectors.documents import ErpDocument, Mappings, PipelineRules
 from connectors.models import (
     AccountProfile,
     AuthorizationRequest,
@@ -147,7 +147,7 @@ class ErpConnector(ABC):
 
     @abstractmethod
     def build_document(
-        self, order: Order, settings: BaseModel, mappings: Mappings, invoice_date: date
+        self, order: Order, settings: PipelineRules, mappings: Mappings, invoice_date: date
     ) -> ErpDocument:
         """The order as this ERP's document (customer and invoice draft) dated
         ``invoice_date``, under the pipeline's ``settings`` (an instance of the spec's
@@ -227,7 +227,8 @@ class ConnectorSpec:
     description: str = ""
     #: The name a person knows the service by (consent pages); the name when empty.
     label: str = ""
-    #: For an ERP: the model of the settings a pipeline invoicing into it must carry.
+    #: For an ERP: the model of the settings a pipeline invoicing into it must carry (with
+    #: the fields of :class:`~connectors.documents.PipelineRules`).
     pipeline_settings: type[BaseModel] | None = None
     #: The zone the service counts its days in (invoice dates, the day of a sale); None
     #: for a service with no local calendar.

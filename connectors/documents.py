@@ -10,9 +10,26 @@ mapping exists.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from connectors.models import CustomerSpec, InvoiceDraft, Order
+
+
+@runtime_checkable
+class PipelineRules(Protocol):
+    """What the product itself reads of a pipeline's settings: every ERP connector's
+    pipeline-settings model (its spec's ``pipeline_settings``) has these fields beside
+    those it needs to build its documents."""
+
+    @property
+    def invoice_on(self) -> Literal["paid"]:
+        """When an order becomes an invoice."""
+        ...
+
+    @property
+    def max_retry_hours(self) -> float:
+        """Hours a transient failure is retried before the order is marked failed."""
+        ...
 
 
 class MappingMissing(Exception):

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from conexapi.models import MappingKind, PipelineStatus
 
 # The pipeline settings are the ERP's: the first ERP's model is the only one so far.
+from connectors.documents import PipelineRules
+from connectors.registry import get_connector
 from connectors.siigo.pipeline import PipelineSettings
 
 
@@ -47,3 +51,14 @@ class MappingOut(BaseModel):
     source_value: str
     target_value: str
     created_at: datetime
+
+
+def erp_settings(connector: str, stored: Mapping[str, Any]) -> PipelineRules:
+    """A pipeline's stored settings, read with the model its ERP connector declares."""
+    model = get_connector(connector).pipeline_settings
+    if model is None:
+        raise ValueError(f"connector {connector!r} declares no pipeline settings")
+    settings = model.model_validate(stored)
+    if not isinstance(settings, PipelineRules):
+        raise TypeError(f"{connector}'s pipeline settings lack invoice_on or max_retry_hours")
+    return settings

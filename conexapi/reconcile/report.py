@@ -34,7 +34,7 @@ from conexapi.models import (
     ReconciliationReport,
     utcnow,
 )
-from conexapi.pipelines.schemas import PipelineSettings
+from conexapi.pipelines.schemas import erp_settings
 from conexapi.reconcile.rules import (
     Comparison,
     InvoiceFact,
@@ -48,6 +48,7 @@ from conexapi.reconcile.service import known_of
 from conexapi.sync.context import SyncContext
 from conexapi.sync.days import local_date, pipeline_zone, pipeline_zones
 from conexapi.sync.policy import Decision, decide
+from connectors.documents import PipelineRules
 from connectors.errors import ConnectorError, DataError
 from connectors.models import Invoice, Order
 
@@ -65,7 +66,7 @@ class _Parties:
     pipeline: Pipeline
     source: Connection
     target: Connection
-    settings: PipelineSettings
+    settings: PipelineRules
     #: Pipelines invoicing into the same ERP account: their invoices are theirs.
     siblings: tuple[int, ...]
     #: The zone the pipeline's days are counted in.
@@ -90,7 +91,7 @@ async def _parties(ctx: SyncContext, pipeline_id: int) -> _Parties:
             pipeline,
             source,
             target,
-            PipelineSettings.model_validate(pipeline.settings),
+            erp_settings(target.connector, pipeline.settings),
             tuple(siblings),
             pipeline_zone(target.connector, source.connector),
         )

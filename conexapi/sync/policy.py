@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from conexapi.pipelines.schemas import PipelineSettings
+from connectors.documents import PipelineRules
 from connectors.models import Order, OrderStatus
 
 
@@ -17,7 +17,7 @@ class Decision(StrEnum):
     flag_fraud = "flag_fraud"
 
 
-def decide(order: Order, invoiced: bool, settings: PipelineSettings) -> Decision:
+def decide(order: Order, invoiced: bool, settings: PipelineRules) -> Decision:
     cancelled = order.status in (OrderStatus.cancelled, OrderStatus.invalid)
     if invoiced:
         # A credit note is a later feature; until then a person must see it.

@@ -45,7 +45,7 @@ from conexapi.models import (
     utcnow,
 )
 from conexapi.models.base import database_utcnow
-from conexapi.pipelines.schemas import PipelineSettings
+from conexapi.pipelines.schemas import erp_settings
 from conexapi.sync.context import ReauthRequired, SyncContext
 from conexapi.sync.days import pipeline_zone
 from conexapi.sync.exactly_once import create_once
@@ -58,6 +58,7 @@ from conexapi.sync.service import (
     take_events,
 )
 from connectors.base import MarketplaceConnector
+from connectors.documents import PipelineRules
 from connectors.errors import AuthError, ConnectorError, DataError, TransientError
 from connectors.models import ErpCredentials, Order
 
@@ -106,7 +107,7 @@ class Claimed:
     pipeline_id: int
     source: Connection
     target: Connection
-    settings: PipelineSettings
+    settings: PipelineRules
     mappings: Mappings
     invoiced: bool
     idempotency_key: str | None
@@ -227,7 +228,7 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
             pipeline_id=pipeline.id,
             source=source,
             target=target,
-            settings=PipelineSettings.model_validate(pipeline.settings),
+            settings=erp_settings(target.connector, pipeline.settings),
             mappings=mappings,
             invoiced=order.erp_document_id is not None,
             idempotency_key=order.idempotency_key,

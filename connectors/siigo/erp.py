@@ -10,10 +10,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
 
 from connectors.base import ErpConnector, RateLimiter
-from connectors.documents import ErpDocument, Mappings
+from connectors.documents import ErpDocument, Mappings, PipelineRules
 from connectors.errors import DataError, PermanentError
 from connectors.models import (
     CustomerRef,
@@ -94,7 +93,7 @@ class SiigoConnector(ErpConnector):
     # --- session --------------------------------------------------------------------
 
     def build_document(
-        self, order: Order, settings: BaseModel, mappings: Mappings, invoice_date: date
+        self, order: Order, settings: PipelineRules, mappings: Mappings, invoice_date: date
     ) -> ErpDocument:
         if not isinstance(settings, PipelineSettings):
             raise TypeError(

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conexapi.connections.service import link_marketplace_account
@@ -21,7 +21,7 @@ from conexapi.kit.crypto import KeyRing
 from conexapi.models import Connection
 from conexapi.models.base import utcnow
 from connectors.base import ErpConnector, InboundRequest, MarketplaceConnector
-from connectors.documents import ErpDocument, Mappings
+from connectors.documents import ErpDocument, Mappings, PipelineRules
 from connectors.errors import AuthError, TransientError
 from connectors.models import (
     AccountProfile,
@@ -202,7 +202,7 @@ class KeylessErp(ErpConnector):
         self.failing_lookups = 0
 
     def build_document(
-        self, order: Order, settings: BaseModel, mappings: Mappings, invoice_date: date
+        self, order: Order, settings: PipelineRules, mappings: Mappings, invoice_date: date
     ) -> ErpDocument:
         return self.base.build_document(order, settings, mappings, invoice_date)
 

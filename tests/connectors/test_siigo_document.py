@@ -8,6 +8,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from conexapi.pipelines.schemas import erp_settings
 from connectors.documents import Mappings
 from connectors.models import ErpCredentials
 from connectors.registry import get_connector
@@ -35,3 +36,12 @@ async def test_one_api_user_is_one_company() -> None:
         siigo = SiigoConnector(http, base_url="http://siigo.test", partner_id="test")
         credentials = ErpCredentials(username="Api@Shop.CO", access_key="k")
         assert siigo.account_id(credentials) == "api@shop.co"
+
+
+def test_the_core_reads_stored_settings_with_the_erps_own_model() -> None:
+    stored = {"document_type_id": "1", "seller_id": "2", "payment_type_id": "3", "tax_id": "4"}
+    settings = erp_settings("siigo", stored)
+    assert isinstance(settings, PipelineSettings)
+    assert (settings.invoice_on, settings.max_retry_hours) == ("paid", 48)
+    with pytest.raises(ValueError):
+        erp_settings("mercadolibre", stored)  # a marketplace declares none
