@@ -160,6 +160,12 @@ class ErpConnector(ABC):
         """
 
     @abstractmethod
+    def order_reference(self, invoice: Invoice, marketplace: str) -> str | None:
+        """The ``marketplace`` order id a document of this ERP names (as
+        :meth:`build_document` wrote it), if any: how a listed document is tied to its
+        order when the ERP's list cannot filter on the product's reference."""
+
+    @abstractmethod
     async def authenticate(self, credentials: ErpCredentials) -> ErpSession:
         """Obtain a fresh session token (used to check credentials when linking)."""
 

@@ -41,7 +41,6 @@ from conexapi.reconcile.rules import (
     Known,
     compare,
     day_bounds,
-    order_reference,
     sale_day,
 )
 from conexapi.reconcile.service import known_of
@@ -148,7 +147,7 @@ async def gather(ctx: SyncContext, pipeline_id: int, day: date, now: datetime) -
         were created under and whichever order rows the product tied them to (a row made
         from a second spelling of the order's id holds the second invoice).
         """
-        ref = order_reference(invoice, p.source.connector)
+        ref = erp.order_reference(invoice, p.source.connector)
         if ref is None:
             ref = row.external_order_id if row is not None else None
         if ref is None:

@@ -3,7 +3,6 @@ need a sync, and how sales and invoices of one day differ."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from decimal import Decimal
 
 from conexapi.models import DifferenceKind, OrderState
 from conexapi.sync.mapping import paid_for_goods_and_shipping
-from connectors.models import Invoice, Order, OrderStatus
+from connectors.models import Order, OrderStatus
 
 CENT = Decimal("0.01")
 
@@ -100,24 +99,6 @@ def sale_day(order: Order, zone: tzinfo) -> date | None:
     (``closed_at``), else created."""
     moment = order.closed_at or order.created_at
     return moment.astimezone(zone).date() if moment is not None else None
-
-
-#: The observations the product writes on every invoice (the ERP connector's document),
-#: which is how an ERP invoice names its order: the ERP's list cannot filter on our reference.
-_REFERENCE = re.compile(r"\bVenta\s+(?P<connector>\S+)\s+orden\s+(?P<order>[A-Za-z0-9_-]+)")
-
-
-def order_reference(invoice: Invoice, connector: str) -> str | None:
-    """The ``connector`` order an ERP invoice names in its text fields, if any."""
-    raw = invoice.raw
-    texts = [raw.get("observations")] + [v for k, v in raw.items() if k != "observations"]
-    for text in texts:
-        if not isinstance(text, str):
-            continue
-        for match in _REFERENCE.finditer(text):
-            if match["connector"] == connector:
-                return match["order"]
-    return None
 
 
 def total_matches(paid: Decimal, invoiced: Decimal) -> bool:

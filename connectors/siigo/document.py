@@ -8,6 +8,7 @@ of its own.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -21,6 +22,7 @@ from connectors.documents import (
 from connectors.models import (
     Address,
     CustomerSpec,
+    Invoice,
     InvoiceDraft,
     InvoiceItem,
     InvoicePayment,
@@ -141,3 +143,21 @@ def map_invoice(
         reference=order.external_id,
     )
     return ErpDocument(customer=customer, draft=draft, fallback_codes=tuple(fallback))
+
+
+#: The observations :func:`map_invoice` writes on every invoice, which is how an invoice
+#: names its order: Siigo's list cannot filter on our reference.
+_REFERENCE = re.compile(r"\bVenta\s+(?P<connector>\S+)\s+orden\s+(?P<order>[A-Za-z0-9_-]+)")
+
+
+def order_reference(invoice: Invoice, connector: str) -> str | None:
+    """The ``connector`` order an invoice names in its text fields, if any."""
+    raw = invoice.raw
+    texts = [raw.get("observations")] + [v for k, v in raw.items() if k != "observations"]
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        for match in _REFERENCE.finditer(text):
+            if match["connector"] == connector:
+                return match["order"]
+    return None

@@ -27,7 +27,7 @@ from connectors.models import (
 )
 from connectors.siigo import limits, wire
 from connectors.siigo.client import SiigoClient, utcnow
-from connectors.siigo.document import map_invoice
+from connectors.siigo.document import map_invoice, order_reference
 from connectors.siigo.errors import REQUEST_ID_HEADER
 from connectors.siigo.pipeline import PipelineSettings
 from connectors.siigo.schemas import (
@@ -100,6 +100,9 @@ class SiigoConnector(ErpConnector):
                 f"Siigo pipelines carry {PipelineSettings.__qualname__}, not {settings!r}"
             )
         return map_invoice(order, settings, mappings, invoice_date)
+
+    def order_reference(self, invoice: Invoice, marketplace: str) -> str | None:
+        return order_reference(invoice, marketplace)
 
     def rate_budget(self, mode: str | None, requests: int | None = None) -> RateBudget:
         return limits.budget(

@@ -206,6 +206,9 @@ class KeylessErp(ErpConnector):
     ) -> ErpDocument:
         return self.base.build_document(order, settings, mappings, invoice_date)
 
+    def order_reference(self, invoice: Invoice, marketplace: str) -> str | None:
+        return self.base.order_reference(invoice, marketplace)
+
     def rate_budget(self, mode: str | None, requests: int | None = None) -> RateBudget:
         return self.base.rate_budget(mode, requests)
 

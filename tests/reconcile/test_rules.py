@@ -15,14 +15,13 @@ from conexapi.reconcile.rules import (
     Known,
     compare,
     needs_sync,
-    order_reference,
     sale_day,
     windows,
 )
 from conexapi.sync.mapping import Mappings
 from connectors.colombia.zone import TIME_ZONE
 from connectors.models import BuyerIdentity, Invoice, Order, OrderLine, OrderStatus, Payment
-from connectors.siigo.document import map_invoice
+from connectors.siigo.document import map_invoice, order_reference
 from connectors.siigo.schemas import invoice_body
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
