@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conexapi.connections.errors import ConnectionDisconnected, ReauthRequired
@@ -24,6 +24,7 @@ from conexapi.connections.tokens import Outcome, TokenService, refresh_expiring
 from conexapi.db import unit_of_work
 from conexapi.kit.crypto import KeyRing
 from conexapi.kit.locks import LocalLeases, _LocalTable
+from conexapi.models import Connection
 from conexapi.models.base import utcnow
 from conexapi.settings import Settings
 from connectors.errors import TransientError
@@ -80,8 +81,13 @@ async def test_expired_token_is_refreshed_once_for_many_callers_and_saved_encryp
         raw = (await session.execute(text("SELECT credentials FROM connections"))).scalar_one()
     assert got[0] not in raw and "TG-" not in raw
     # the new refresh token was saved: the next expiry refreshes again without a rejection
+    # (an expiry in the past: no expiry at all is a token that never expires)
     async with unit_of_work(sessionmaker) as session:
-        await session.execute(text("UPDATE connections SET token_expires_at = :t"), {"t": None})
+        await session.execute(
+            update(Connection)
+            .where(Connection.id == cid)
+            .values(token_expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert await tokens_service.access_token(cid) != got[0]
     assert auth_server.refresh_calls == 2 and auth_server.rejected == 0
 
