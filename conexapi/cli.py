@@ -253,7 +253,7 @@ def rotate_keys() -> None:
 def backfill(
     pipeline: int = typer.Option(..., "--pipeline", help="Pipeline id."),
     since: str = typer.Option(
-        ..., help="Start: YYYY-MM-DD (a Colombian day) or an ISO date-time with offset."
+        ..., help="Start: YYYY-MM-DD (a day where the pipeline is) or an ISO date-time with offset."
     ),
     until: str | None = typer.Option(
         None, help="End (exclusive; a YYYY-MM-DD includes that day). Default: now."

@@ -10,11 +10,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
+from pydantic import BaseModel
 
+from connectors.documents import ErpDocument, Mappings, PipelineRules
 from connectors.models import (
     AccountProfile,
     AuthorizationRequest,
@@ -144,8 +146,34 @@ class ErpConnector(ABC):
         """
 
     @abstractmethod
+    def build_document(
+        self, order: Order, settings: PipelineRules, mappings: Mappings, invoice_date: date
+    ) -> ErpDocument:
+        """The order as this ERP's document (customer and invoice draft) dated
+        ``invoice_date``, under the pipeline's ``settings`` (an instance of the spec's
+        :attr:`ConnectorSpec.pipeline_settings`) and the merchant's ``mappings``.
+
+        Pure (no network call): the connector's money rule, identification types, lines and
+        wording. Raises :class:`~connectors.documents.MappingMissing` for what it cannot map
+        and :class:`~connectors.documents.BuyerIncomplete` while the buyer's fiscal data is
+        not there yet.
+        """
+
+    @abstractmethod
+    def order_reference(self, invoice: Invoice, marketplace: str) -> str | None:
+        """The ``marketplace`` order id a document of this ERP names (as
+        :meth:`build_document` wrote it), if any: how a listed document is tied to its
+        order when the ERP's list cannot filter on the product's reference."""
+
+    @abstractmethod
     async def authenticate(self, credentials: ErpCredentials) -> ErpSession:
         """Obtain a fresh session token (used to check credentials when linking)."""
+
+    @abstractmethod
+    def account_id(self, credentials: ErpCredentials) -> str:
+        """The id of the ERP account (company) these credentials act for, as the product
+        stores it: one connection per account. Called once the credentials were accepted.
+        """
 
     @abstractmethod
     async def ensure_customer(
@@ -157,13 +185,28 @@ class ErpConnector(ABC):
     async def find_product(self, credentials: ErpCredentials, code: str) -> Product | None:
         """The product with this code, or None."""
 
+    #: True when repeating a create under the same idempotency key returns the document
+    #: created first. False for an ERP that ignores keys: the product then looks the
+    #: document up (:meth:`find_invoice`) before it creates it again.
+    honours_idempotency_key: ClassVar[bool] = True
+
     @abstractmethod
     async def create_invoice(
         self, credentials: ErpCredentials, draft: InvoiceDraft, idempotency_key: str
     ) -> Invoice:
-        """Create the invoice. Repeating the call with the same key returns the invoice
-        created first instead of a second one; that is what makes retries after a timeout
-        safe."""
+        """Create the invoice. Where :attr:`honours_idempotency_key`, repeating the call
+        with the same key returns the invoice created first instead of a second one; that
+        is what makes retries after a timeout safe. Otherwise the document must carry the
+        key where :meth:`find_invoice` can find it."""
+
+    async def find_invoice(
+        self, credentials: ErpCredentials, idempotency_key: str, draft: InvoiceDraft
+    ) -> Invoice | None:
+        """The invoice created for ``draft`` under ``idempotency_key``, or None: the ERP's
+        own lookup (listing by the marker the key left on it, say). Required of an ERP that
+        does not honour idempotency keys; a timeout or a 5xx of the lookup itself raises.
+        """
+        raise NotImplementedError(f"{self.name} honours idempotency keys: no lookup needed")
 
     @abstractmethod
     async def get_invoice(self, credentials: ErpCredentials, invoice_id: str) -> Invoice:
@@ -188,6 +231,14 @@ class ConnectorSpec:
     #: ``sandbox_app()`` → the ASGI app simulating the service.
     sandbox_app: Any
     description: str = ""
+    #: The name a person knows the service by (consent pages); the name when empty.
+    label: str = ""
+    #: For an ERP: the model of the settings a pipeline invoicing into it must carry (with
+    #: the fields of :class:`~connectors.documents.PipelineRules`).
+    pipeline_settings: type[BaseModel] | None = None
+    #: The zone the service counts its days in (invoice dates, the day of a sale); None
+    #: for a service with no local calendar.
+    time_zone: tzinfo | None = None
 
 
 def build(

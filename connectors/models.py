@@ -95,6 +95,8 @@ class Order(_Model):
     buyer: BuyerIdentity
     payments: list[Payment] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    #: The marketplace suspects fraud: the order waits for a person instead of an invoice.
+    fraud_suspected: bool = False
 
 
 class Notification(_Model):
@@ -116,7 +118,8 @@ class Notification(_Model):
 class TokenSet(_Model):
     access_token: SecretStr
     refresh_token: SecretStr | None = None
-    expires_at: datetime
+    #: None: the token never expires (an offline token); it is never refreshed.
+    expires_at: datetime | None
     account_id: str
     scope: str | None = None
 

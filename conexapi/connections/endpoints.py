@@ -304,8 +304,7 @@ async def link_credentials(
         scope.merchant_id,
         connector,
         credentials,
-        # One API user belongs to one company, and /auth names no company id.
-        account_id=credentials.username.lower(),
+        account_id=instance.account_id(credentials),
         name=body.name or credentials.username,
         mode=body.mode,
         requests_per_minute=body.requests_per_minute,

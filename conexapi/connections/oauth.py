@@ -52,6 +52,7 @@ from conexapi.settings import Settings
 from connectors.base import MarketplaceConnector
 from connectors.errors import ConnectorError, TransientError
 from connectors.models import TokenSet
+from connectors.registry import UnknownConnector, get_connector
 
 log = structlog.get_logger(__name__)
 
@@ -61,12 +62,15 @@ BINDING_COOKIE_PREFIX = "conexapi_consent_"
 #: Expired states are kept this long (for a clear "expired" message), then deleted.
 STATE_RETENTION = timedelta(days=1)
 
-_LABELS = {"mercadolibre": "Mercado Libre"}
 _UPSTREAM_ERROR = re.compile(r"^[a-z0-9_]{1,40}$")
 
 
 def label(connector: str) -> str:
-    return _LABELS.get(connector, connector)
+    """The name a person knows the connector's service by (its spec's ``label``)."""
+    try:
+        return get_connector(connector).label or connector
+    except UnknownConnector:
+        return connector
 
 
 def hash_value(value: str) -> str:

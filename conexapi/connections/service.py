@@ -307,7 +307,7 @@ async def save_sealed_tokens(
     connection_id: int,
     expected_version: int,
     sealed: str,
-    expires_at: datetime,
+    expires_at: datetime | None,
 ) -> int | None:
     """Compare-and-set the token pair; the new version, or None when the row changed."""
     result = cast(

@@ -202,7 +202,7 @@ class TokenService:
                 error_class=exc.kind,
                 error_code=exc.code,
             )
-            if row.expires_at is not None and row.expires_at > utcnow():
+            if row.expires_at is None or row.expires_at > utcnow():
                 return stored.access_token, Outcome.kept
             raise
 
@@ -234,7 +234,7 @@ class TokenService:
         log.info(
             "token_refreshed",
             connection_id=row.id,
-            expires_at=fresh.expires_at.isoformat(),
+            expires_at=fresh.expires_at.isoformat() if fresh.expires_at else None,
             version=version,
         )
         return fresh.access_token.get_secret_value(), Outcome.refreshed
@@ -311,7 +311,8 @@ class TokenService:
 
     @staticmethod
     def _fresh(row: _Row, within: timedelta) -> bool:
-        return row.expires_at is not None and row.expires_at - within > utcnow()
+        # No expiry: a token that never expires (the row's credentials are checked apart).
+        return row.expires_at is None or row.expires_at - within > utcnow()
 
     def _open(self, row: _Row) -> StoredTokens:
         assert row.credentials is not None
@@ -402,7 +403,7 @@ async def refresh_expiring_tokens(resources: Resources) -> dict[str, RefreshSumm
 # --- per-process wiring ---------------------------------------------------------------------
 
 
-def get_token_service(resources: Resources, connector_name: str = "mercadolibre") -> TokenService:
+def get_token_service(resources: Resources, connector_name: str) -> TokenService:
     """This process's TokenService for a marketplace connector (built once, then cached).
 
     Single-flight only works if every job of the process shares the instance.

@@ -1,48 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
-from typing import Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from conexapi.models import MappingKind, PipelineStatus
 
-
-class CityCode(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    country_code: str = "CO"
-    state_code: str = "11"
-    city_code: str = "11001"
-
-
-class PipelineSettings(BaseModel):
-    """How a pipeline invoices. Ids are the ERP's own (Siigo catalog ids)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    document_type_id: str = Field(description="Invoice document type (Siigo FV id).")
-    seller_id: str = Field(description="ERP user the invoice is attributed to.")
-    payment_type_id: str = Field(description="Payment type the buyer's payment is booked as.")
-    cost_center: str | None = None
-    tax_id: str = Field(description="Tax applied to goods (IVA).")
-    tax_percentage: Decimal = Field(default=Decimal(19), ge=0, le=100)
-    #: Product code used for the shipping line; without it, shipping paid by the buyer
-    #: makes the order wait in ``needs_mapping``.
-    shipping_product_code: str | None = None
-    shipping_taxed: bool = True
-    #: When an order becomes an invoice. Only ``paid`` for now.
-    invoice_on: Literal["paid"] = "paid"
-    #: What to do with a SKU that has no mapping: ``none`` parks the order in
-    #: ``needs_mapping``; ``same_code`` uses the SKU as the ERP code when that product exists;
-    #: ``default_product`` invoices it as ``default_product_code``.
-    sku_fallback: Literal["none", "same_code", "default_product"] = "none"
-    default_product_code: str | None = None
-    send_stamp: bool = False
-    send_mail: bool = False
-    default_city: CityCode = Field(default_factory=CityCode)
-    #: Days a transient failure is retried before the order is marked failed.
-    max_retry_hours: float = Field(default=48, gt=0)
+# The pipeline settings are the ERP's: the first ERP's model is the only one so far.
+from connectors.documents import PipelineRules
+from connectors.registry import get_connector
+from connectors.siigo.pipeline import PipelineSettings
 
 
 class PipelineCreate(BaseModel):
@@ -82,3 +51,14 @@ class MappingOut(BaseModel):
     source_value: str
     target_value: str
     created_at: datetime
+
+
+def erp_settings(connector: str, stored: Mapping[str, Any]) -> PipelineRules:
+    """A pipeline's stored settings, read with the model its ERP connector declares."""
+    model = get_connector(connector).pipeline_settings
+    if model is None:
+        raise ValueError(f"connector {connector!r} declares no pipeline settings")
+    settings = model.model_validate(stored)
+    if not isinstance(settings, PipelineRules):
+        raise TypeError(f"{connector}'s pipeline settings lack invoice_on or max_retry_hours")
+    return settings

@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from conexapi.connections.errors import ReauthRequired
 from conexapi.kit import jobs
 from conexapi.kit.resources import Resources, open_resources
-from conexapi.models import utcnow
-from conexapi.reconcile.rules import COLOMBIA, Window
+from conexapi.models import Pipeline, utcnow
+from conexapi.reconcile.rules import Window
 from conexapi.reconcile.service import WindowResult, reconcile_window, usable_source
 from conexapi.settings import Settings
 from conexapi.sync.context import SyncContext
+from conexapi.sync.days import pipeline_zones
 from conexapi.sync.runner import execute_run
 from connectors.errors import ConnectorError
 
@@ -27,13 +28,12 @@ class BackfillError(Exception):
     pass
 
 
-def parse_moment(value: str, *, end: bool = False) -> datetime:
-    """``2026-03-01`` (a Colombian day: its start, or with ``end`` its end) or an ISO
-    date-time with an offset."""
+def parse_moment(value: str, *, end: bool = False) -> datetime | date:
+    """``2026-03-01`` (a day in the pipeline's time zone: the day to start at, or with
+    ``end`` the day after it, see :func:`resolve`) or an ISO date-time with an offset."""
     value = value.strip()
     if _DATE.match(value):
-        day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
-        return datetime.combine(day, time(0), COLOMBIA)
+        return date.fromisoformat(value) + timedelta(days=1 if end else 0)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -43,8 +43,15 @@ def parse_moment(value: str, *, end: bool = False) -> datetime:
     return moment
 
 
-def _local(moment: datetime) -> str:
-    return f"{moment.astimezone(COLOMBIA):%Y-%m-%d %H:%M}"
+def resolve(moment: datetime | date, zone: tzinfo) -> datetime:
+    """A day's start in ``zone``, or the moment itself."""
+    if isinstance(moment, datetime):
+        return moment
+    return datetime.combine(moment, time(0), zone)
+
+
+def _local(moment: datetime, zone: tzinfo) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
 def hourly(since: datetime, until: datetime, span: timedelta = SPAN) -> list[Window]:
@@ -107,7 +114,7 @@ async def backfill(
 
 
 async def run_backfill_command(
-    settings: Settings, pipeline_id: int, since: datetime, until: datetime | None
+    settings: Settings, pipeline_id: int, since: datetime | date, until: datetime | date | None
 ) -> int:
     """``conexapi backfill`` with a progress bar; the exit code."""
     from rich.console import Console
@@ -123,8 +130,13 @@ async def run_backfill_command(
 
             jobs.set_sender(CelerySender(create_celery(settings)))
             sender_set = True
+        async with res.sessionmaker() as session:
+            # An unknown pipeline is refused by backfill() below, whatever its zone.
+            zone = (await pipeline_zones(session, Pipeline.id == pipeline_id)).get(pipeline_id, UTC)
+        start = resolve(since, zone)
         lag = timedelta(seconds=settings.reconcile_lag_seconds)
-        end = min(until or utcnow() - lag, utcnow() - lag)
+        now_end = utcnow() - lag
+        end = min(resolve(until, zone) if until else now_end, now_end)
         with Progress(
             TextColumn("[bold]backfill[/bold] {task.description}"),
             BarColumn(),
@@ -133,7 +145,7 @@ async def run_backfill_command(
             console=console,
         ) as progress:
             task = progress.add_task(
-                f"pipeline {pipeline_id}", total=len(hourly(since, end)), orders=0, syncs=0
+                f"pipeline {pipeline_id}", total=len(hourly(start, end)), orders=0, syncs=0
             )
             totals = WindowResult()
 
@@ -142,12 +154,12 @@ async def run_backfill_command(
                 progress.update(
                     task,
                     advance=1,
-                    description=f"pipeline {pipeline_id} up to {_local(window.end)}",
+                    description=f"pipeline {pipeline_id} up to {_local(window.end, zone)}",
                     orders=totals.orders_seen,
                     syncs=totals.syncs_requested,
                 )
 
-            result = await backfill(res, pipeline_id, since, end, on_window=advance)
+            result = await backfill(res, pipeline_id, start, end, on_window=advance)
     except (ReauthRequired, ConnectorError) as exc:
         console.print(f"backfill stopped: {exc}")
         return 1

@@ -22,7 +22,7 @@ from conexapi.models import (
     utcnow,
 )
 from conexapi.reconcile.metrics import first_seen_metrics
-from conexapi.reconcile.report import BUILD_REPORT, colombia_date
+from conexapi.reconcile.report import BUILD_REPORT
 from conexapi.reconcile.schemas import (
     LineOut,
     ReconcileStatus,
@@ -34,6 +34,7 @@ from conexapi.reconcile.schemas import (
     totals_of,
 )
 from conexapi.reconcile.service import CURSOR, first_seen_counts
+from conexapi.sync.days import local_date, pipeline_zones
 
 router = APIRouter(prefix="/api/v1", tags=["reconciliation"], lifespan=first_seen_metrics)
 
@@ -180,9 +181,13 @@ async def request_report(
 ) -> ReportQueued:
     """Build (or rebuild) the report of one day now; it appears under ``/reports``."""
     await _pipeline(session, scope, pipeline_id)
-    today = colombia_date(utcnow())
+    zone = (await pipeline_zones(session, Pipeline.id == pipeline_id))[pipeline_id]
+    today = local_date(utcnow(), zone)
     if data.day > today:
-        raise ValidationFailed(f"{data.day} has not begun in Colombia.", code="day_in_future")
+        raise ValidationFailed(
+            f"{data.day} has not begun in the pipeline's time zone ({zone}).",
+            code="day_in_future",
+        )
     if data.day < today - timedelta(days=365):
         # The marketplace keeps orders searchable for twelve months.
         raise ValidationFailed("the marketplace keeps a year of orders.", code="day_too_old")

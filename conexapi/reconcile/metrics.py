@@ -3,9 +3,10 @@
 The sync runner counts ``conexapi_orders_first_seen_total`` where a run first claims an
 order, but that happens in worker processes, which serve no ``/metrics``: nothing scrapes
 it. This gauge is served by the API from the daily reports (rebuilt by beat every
-``report_interval_seconds``): for each pipeline, today's (Colombia) orders to invoice by
-how the product first saw them, ``webhook``, ``reconcile`` or ``unseen``. A pipeline
-whose sales all arrive by ``reconcile`` has lost its marketplace notifications.
+``report_interval_seconds``): for each pipeline, today's orders (in the pipeline's time
+zone) to invoice by how the product first saw them, ``webhook``, ``reconcile`` or
+``unseen``. A pipeline whose sales all arrive by ``reconcile`` has lost its marketplace
+notifications.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -23,7 +25,7 @@ from sqlalchemy import select
 
 from conexapi.kit.resources import Resources
 from conexapi.models import ReconciliationReport, utcnow
-from conexapi.reconcile.rules import COLOMBIA
+from conexapi.sync.days import local_date, pipeline_zones
 
 log = structlog.get_logger(__name__)
 
@@ -50,16 +52,22 @@ class FirstSeenCollector(Collector):
         yield family
 
     async def refresh(self, res: Resources) -> None:
-        today = utcnow().astimezone(COLOMBIA).date()
+        now = utcnow()
+        # Each pipeline's today is within a day of UTC's; each keeps its own.
+        near = [now.date() + timedelta(days=d) for d in (-1, 0, 1)]
         async with res.sessionmaker() as session:
+            zones = await pipeline_zones(session)
             rows = await session.execute(
-                select(ReconciliationReport.pipeline_id, ReconciliationReport.first_seen).where(
-                    ReconciliationReport.day == today
-                )
+                select(
+                    ReconciliationReport.pipeline_id,
+                    ReconciliationReport.day,
+                    ReconciliationReport.first_seen,
+                ).where(ReconciliationReport.day.in_(near))
             )
             values = {
                 (str(pipeline_id), str(via)): int(count)
-                for pipeline_id, seen in rows.all()
+                for pipeline_id, day, seen in rows.all()
+                if pipeline_id in zones and day == local_date(now, zones[pipeline_id])
                 for via, count in (seen or {}).items()
             }
         self.values = values

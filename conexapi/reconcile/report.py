@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 import structlog
 from sqlalchemy import delete, or_, select
@@ -34,20 +34,20 @@ from conexapi.models import (
     ReconciliationReport,
     utcnow,
 )
-from conexapi.pipelines.schemas import PipelineSettings
+from conexapi.pipelines.schemas import erp_settings
 from conexapi.reconcile.rules import (
-    COLOMBIA,
     Comparison,
     InvoiceFact,
     Known,
     compare,
     day_bounds,
-    order_reference,
     sale_day,
 )
 from conexapi.reconcile.service import known_of
 from conexapi.sync.context import SyncContext
+from conexapi.sync.days import local_date, pipeline_zone, pipeline_zones
 from conexapi.sync.policy import Decision, decide
+from connectors.documents import PipelineRules
 from connectors.errors import ConnectorError, DataError
 from connectors.models import Invoice, Order
 
@@ -65,9 +65,11 @@ class _Parties:
     pipeline: Pipeline
     source: Connection
     target: Connection
-    settings: PipelineSettings
+    settings: PipelineRules
     #: Pipelines invoicing into the same ERP account: their invoices are theirs.
     siblings: tuple[int, ...]
+    #: The zone the pipeline's days are counted in.
+    zone: tzinfo
 
 
 async def _parties(ctx: SyncContext, pipeline_id: int) -> _Parties:
@@ -88,13 +90,10 @@ async def _parties(ctx: SyncContext, pipeline_id: int) -> _Parties:
             pipeline,
             source,
             target,
-            PipelineSettings.model_validate(pipeline.settings),
+            erp_settings(target.connector, pipeline.settings),
             tuple(siblings),
+            pipeline_zone(target.connector, source.connector),
         )
-
-
-def colombia_date(moment: datetime) -> date:
-    return moment.astimezone(COLOMBIA).date()
 
 
 async def _rows(
@@ -110,10 +109,10 @@ async def _rows(
 async def gather(ctx: SyncContext, pipeline_id: int, day: date, now: datetime) -> Comparison:
     """Read both sides and the product's records, then :func:`compare` them."""
     p = await _parties(ctx, pipeline_id)
-    start, _ = day_bounds(day)
-    today = colombia_date(now)
+    start, _ = day_bounds(day, p.zone)
+    today = local_date(now, p.zone)
     if day > today:
-        raise ReportUnavailable(f"{day} has not begun in Colombia")
+        raise ReportUnavailable(f"{day} has not begun in {p.zone}")
     token = await ctx.access_token(p.source)
     credentials = await ctx.erp_credentials(p.target)
     marketplace = ctx.integrations.marketplace(p.source.connector)
@@ -125,7 +124,7 @@ async def gather(ctx: SyncContext, pipeline_id: int, day: date, now: datetime) -
         async for order in marketplace.search_orders(
             token, p.source.external_account_id, start, max(now, start)
         )
-        if sale_day(order) == day
+        if sale_day(order, p.zone) == day
     ]
     last = min(day + timedelta(days=ctx.res.settings.report_invoice_slack_days), today)
     listed: list[Invoice] = [i async for i in erp.list_invoices(credentials, day, last)]
@@ -148,7 +147,7 @@ async def gather(ctx: SyncContext, pipeline_id: int, day: date, now: datetime) -
         were created under and whichever order rows the product tied them to (a row made
         from a second spelling of the order's id holds the second invoice).
         """
-        ref = order_reference(invoice, p.source.connector)
+        ref = erp.order_reference(invoice, p.source.connector)
         if ref is None:
             ref = row.external_order_id if row is not None else None
         if ref is None:
@@ -296,22 +295,20 @@ async def build_report(
 
 async def report_all(ctx: SyncContext, now: datetime | None = None) -> int:
     """The beat job: yesterday's and today's report for every pipeline that invoices."""
-    today = colombia_date(now or utcnow())
+    now = now or utcnow()
     async with ctx.res.sessionmaker() as session:
-        ids = list(
-            await session.scalars(
-                select(Pipeline.id)
-                .where(
-                    or_(
-                        Pipeline.status == PipelineStatus.active,
-                        Pipeline.status == PipelineStatus.paused,
-                    )
-                )
-                .order_by(Pipeline.id)
-            )
+        zones = await pipeline_zones(
+            session,
+            or_(
+                Pipeline.status == PipelineStatus.active,
+                Pipeline.status == PipelineStatus.paused,
+            ),
         )
-    days = (today - timedelta(days=1), today)
-    batch = [jobs.Job(BUILD_REPORT, (i, d.toordinal())) for i in ids for d in days]
+    batch = []
+    for pipeline_id, zone in zones.items():
+        today = local_date(now, zone)
+        for day in (today - timedelta(days=1), today):
+            batch.append(jobs.Job(BUILD_REPORT, (pipeline_id, day.toordinal())))
     if batch:
         await jobs.send_now(batch)
     return len(batch)

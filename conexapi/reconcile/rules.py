@@ -3,17 +3,15 @@ need a sync, and how sales and invoices of one day differ."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 
 from conexapi.models import DifferenceKind, OrderState
 from conexapi.sync.mapping import paid_for_goods_and_shipping
-from conexapi.sync.runner import COLOMBIA
-from connectors.models import Invoice, Order, OrderStatus
+from connectors.models import Order, OrderStatus
 
 CENT = Decimal("0.01")
 
@@ -90,39 +88,22 @@ def needs_sync(known: Known | None, order: Order) -> bool:
 # --- the daily report ---------------------------------------------------------------------
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """A Colombian calendar day as an aware half-open interval (UTC-5, no DST)."""
-    start = datetime.combine(day, time(0), COLOMBIA)
+def day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """A calendar day in ``zone`` (the pipeline's) as an aware half-open interval."""
+    start = datetime.combine(day, time(0), zone)
     return start, start + timedelta(days=1)
 
 
-def sale_day(order: Order) -> date | None:
-    """The day a sale counts for: when it was paid (``closed_at``), else created."""
+def sale_day(order: Order, zone: tzinfo) -> date | None:
+    """The day (in ``zone``, the pipeline's) a sale counts for: when it was paid
+    (``closed_at``), else created."""
     moment = order.closed_at or order.created_at
-    return moment.astimezone(COLOMBIA).date() if moment is not None else None
-
-
-#: The observations the product writes on every invoice (``conexapi.sync.mapping``), which
-#: is how an ERP invoice names its order: the ERP's list cannot filter on our reference.
-_REFERENCE = re.compile(r"\bVenta\s+(?P<connector>\S+)\s+orden\s+(?P<order>[A-Za-z0-9_-]+)")
-
-
-def order_reference(invoice: Invoice, connector: str) -> str | None:
-    """The ``connector`` order an ERP invoice names in its text fields, if any."""
-    raw = invoice.raw
-    texts = [raw.get("observations")] + [v for k, v in raw.items() if k != "observations"]
-    for text in texts:
-        if not isinstance(text, str):
-            continue
-        for match in _REFERENCE.finditer(text):
-            if match["connector"] == connector:
-                return match["order"]
-    return None
+    return moment.astimezone(zone).date() if moment is not None else None
 
 
 def total_matches(paid: Decimal, invoiced: Decimal) -> bool:
     # The money rule invoices exactly what the buyer paid, or one cent below it where no
-    # choice of tax bases reaches the amount (see conexapi.sync.money).
+    # choice of tax bases reaches the amount (see connectors.siigo.money).
     return paid - CENT <= invoiced <= paid
 
 

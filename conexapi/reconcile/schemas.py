@@ -66,7 +66,7 @@ class ReportPage(BaseModel):
 
 class ReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    day: date = Field(description="The Colombian day to (re)build the report of.")
+    day: date = Field(description="The day, in the pipeline's time zone, to (re)build.")
 
 
 class ReportQueued(BaseModel):

@@ -43,7 +43,8 @@ class SyncContext:
         key = (connection.id, connection.version)
         margin = timedelta(seconds=self.res.settings.token_refresh_margin_seconds)
         hit = self._tokens.get(key)
-        if hit is not None and hit[1] is not None and hit[1] - margin > utcnow():
+        # An expiry of None is a token that never expires.
+        if hit is not None and (hit[1] is None or hit[1] - margin > utcnow()):
             return hit[0]
         token: str = await self.token_service(connection.connector).access_token(connection.id)
         if len(self._tokens) > _CACHE_LIMIT:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from conexapi.pipelines.schemas import PipelineSettings
+from connectors.documents import PipelineRules
 from connectors.models import Order, OrderStatus
-
-FRAUD_TAG = "fraud_risk_detected"
 
 
 class Decision(StrEnum):
@@ -19,14 +17,14 @@ class Decision(StrEnum):
     flag_fraud = "flag_fraud"
 
 
-def decide(order: Order, invoiced: bool, settings: PipelineSettings) -> Decision:
+def decide(order: Order, invoiced: bool, settings: PipelineRules) -> Decision:
     cancelled = order.status in (OrderStatus.cancelled, OrderStatus.invalid)
     if invoiced:
         # A credit note is a later feature; until then a person must see it.
         return Decision.flag_cancelled_after_invoice if cancelled else Decision.already_invoiced
     if cancelled:
         return Decision.close
-    if FRAUD_TAG in order.tags:
+    if order.fraud_suspected:
         return Decision.flag_fraud
     if settings.invoice_on == "paid" and order.status is OrderStatus.paid:
         return Decision.invoice

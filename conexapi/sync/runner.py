@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -45,9 +45,11 @@ from conexapi.models import (
     utcnow,
 )
 from conexapi.models.base import database_utcnow
-from conexapi.pipelines.schemas import PipelineSettings
+from conexapi.pipelines.schemas import erp_settings
 from conexapi.sync.context import ReauthRequired, SyncContext
-from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings, map_invoice
+from conexapi.sync.days import pipeline_zone
+from conexapi.sync.exactly_once import create_once
+from conexapi.sync.mapping import BuyerIncomplete, MappingMissing, Mappings
 from conexapi.sync.policy import Decision, decide
 from conexapi.sync.service import (
     backoff,
@@ -56,6 +58,7 @@ from conexapi.sync.service import (
     take_events,
 )
 from connectors.base import MarketplaceConnector
+from connectors.documents import PipelineRules
 from connectors.errors import AuthError, ConnectorError, DataError, TransientError
 from connectors.models import ErpCredentials, Order
 
@@ -63,8 +66,6 @@ log = structlog.get_logger(__name__)
 
 #: Events ingested in one unit of work (a job's own, in slices of this size).
 INGEST_BATCH = 25
-
-COLOMBIA = timezone(timedelta(hours=-5), "America/Bogota")  # no daylight saving time
 
 
 def worker_name() -> str:
@@ -106,15 +107,13 @@ class Claimed:
     pipeline_id: int
     source: Connection
     target: Connection
-    settings: PipelineSettings
+    settings: PipelineRules
     mappings: Mappings
     invoiced: bool
     idempotency_key: str | None
     started: float
-
-
-def colombia_today() -> date:
-    return datetime.now(COLOMBIA).date()
+    #: This run's attempt for the order (1 for its first run).
+    attempt: int = 1
 
 
 #: Built once: an alias made per query costs more CPU than the query's round trip.
@@ -229,11 +228,12 @@ async def _claim(ctx: SyncContext, run_id: int) -> Claimed | str:
             pipeline_id=pipeline.id,
             source=source,
             target=target,
-            settings=PipelineSettings.model_validate(pipeline.settings),
+            settings=erp_settings(target.connector, pipeline.settings),
             mappings=mappings,
             invoiced=order.erp_document_id is not None,
             idempotency_key=order.idempotency_key,
             started=time.perf_counter(),
+            attempt=order.attempts,
         )
 
 
@@ -378,15 +378,16 @@ async def _work(ctx: SyncContext, c: Claimed) -> Outcome:
             message="the marketplace flagged this order as fraud risk",
         )
 
-    mapped = map_invoice(order, c.settings, c.mappings, colombia_today())
-    credentials: ErpCredentials = await ctx.erp_credentials(c.target)
     erp = ctx.integrations.erp(c.target.connector)
+    today = datetime.now(pipeline_zone(c.target.connector, c.source.connector)).date()
+    mapped = erp.build_document(order, c.settings, c.mappings, today)
+    credentials: ErpCredentials = await ctx.erp_credentials(c.target)
     for code in mapped.fallback_codes:
         if await erp.find_product(credentials, code) is None:
             raise MappingMissing("sku", [code], f"no ERP product with code {code!r}")
     assert c.idempotency_key is not None  # reserved by the claim
     await erp.ensure_customer(credentials, mapped.customer)
-    invoice = await erp.create_invoice(credentials, mapped.draft, c.idempotency_key)
+    invoice = await create_once(erp, credentials, mapped.draft, c.idempotency_key, c.attempt)
     expected = sum((p.value for p in mapped.draft.payments), Decimal(0))
     outcome = Outcome(
         OrderState.invoiced,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from connectors.base import ConnectorSpec, RateLimiter
+from connectors.colombia.zone import TIME_ZONE
 from connectors.mercadolibre.connector import MercadoLibreConfig, MercadoLibreConnector
 
 if TYPE_CHECKING:
@@ -29,10 +30,13 @@ def sandbox_app() -> FastAPI:
 
 connector = ConnectorSpec(
     name="mercadolibre",
+    label="Mercado Libre",
     kind="marketplace",
     factory=factory,
     sandbox_app=sandbox_app,
     description="Mercado Libre orders (OAuth 2.0 with PKCE, orders_v2 notifications)",
+    # The Colombian site's (MCO), the one the product sells on so far.
+    time_zone=TIME_ZONE,
 )
 
 __all__ = ["MercadoLibreConfig", "MercadoLibreConnector", "connector", "factory", "sandbox_app"]

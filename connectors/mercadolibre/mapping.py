@@ -18,6 +18,8 @@ from connectors.models import (
 )
 
 CONNECTOR = "mercadolibre"
+#: The tag Mercado Libre puts on an order it suspects of fraud.
+FRAUD_TAG = "fraud_risk_detected"
 
 STATUS_MAP: dict[str, OrderStatus] = {
     "paid": OrderStatus.paid,
@@ -338,6 +340,7 @@ def map_order(
         buyer=map_buyer(order, billing_document, fetched=billing_fetched),
         payments=payments,
         tags=tags,
+        fraud_suspected=FRAUD_TAG in tags,
     )
 
 

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from connectors.base import ConnectorSpec, RateLimiter
+from connectors.colombia.zone import TIME_ZONE
 from connectors.siigo.erp import SiigoConnector
+from connectors.siigo.pipeline import PipelineSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -37,10 +39,13 @@ def sandbox_app() -> FastAPI:
 
 connector = ConnectorSpec(
     name="siigo",
+    label="Siigo Nube",
     kind="erp",
     factory=factory,
     sandbox_app=sandbox_app,
     description="Siigo Nube: sales invoices (FV) with DIAN stamping",
+    pipeline_settings=PipelineSettings,
+    time_zone=TIME_ZONE,
 )
 
 __all__ = ["SiigoConnector", "connector", "factory", "sandbox_app"]

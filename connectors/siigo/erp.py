@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.base import ErpConnector, RateLimiter
+from connectors.documents import ErpDocument, Mappings, PipelineRules
 from connectors.errors import DataError, PermanentError
 from connectors.models import (
     CustomerRef,
@@ -20,12 +21,15 @@ from connectors.models import (
     ErpSession,
     Invoice,
     InvoiceDraft,
+    Order,
     Product,
     RateBudget,
 )
 from connectors.siigo import limits, wire
 from connectors.siigo.client import SiigoClient, utcnow
+from connectors.siigo.document import map_invoice, order_reference
 from connectors.siigo.errors import REQUEST_ID_HEADER
+from connectors.siigo.pipeline import PipelineSettings
 from connectors.siigo.schemas import (
     DocumentType,
     PaymentType,
@@ -88,6 +92,18 @@ class SiigoConnector(ErpConnector):
 
     # --- session --------------------------------------------------------------------
 
+    def build_document(
+        self, order: Order, settings: PipelineRules, mappings: Mappings, invoice_date: date
+    ) -> ErpDocument:
+        if not isinstance(settings, PipelineSettings):
+            raise TypeError(
+                f"Siigo pipelines carry {PipelineSettings.__qualname__}, not {settings!r}"
+            )
+        return map_invoice(order, settings, mappings, invoice_date)
+
+    def order_reference(self, invoice: Invoice, marketplace: str) -> str | None:
+        return order_reference(invoice, marketplace)
+
     def rate_budget(self, mode: str | None, requests: int | None = None) -> RateBudget:
         return limits.budget(
             mode,
@@ -98,6 +114,10 @@ class SiigoConnector(ErpConnector):
 
     async def authenticate(self, credentials: ErpCredentials) -> ErpSession:
         return await self.client.authenticate(credentials)
+
+    def account_id(self, credentials: ErpCredentials) -> str:
+        # One API user belongs to one company, and /auth names no company id.
+        return credentials.username.lower()
 
     # --- customers ------------------------------------------------------------------
 

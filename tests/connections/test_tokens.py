@@ -7,7 +7,8 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from pydantic import SecretStr
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conexapi.connections.errors import ConnectionDisconnected, ReauthRequired
@@ -15,6 +16,7 @@ from conexapi.connections.schemas import ConnectionOut
 from conexapi.connections.service import (
     StaleConnection,
     disconnect,
+    link_marketplace_account,
     mark_needs_reauth,
     store_tokens,
 )
@@ -22,9 +24,11 @@ from conexapi.connections.tokens import Outcome, TokenService, refresh_expiring
 from conexapi.db import unit_of_work
 from conexapi.kit.crypto import KeyRing
 from conexapi.kit.locks import LocalLeases, _LocalTable
+from conexapi.models import Connection
 from conexapi.models.base import utcnow
 from conexapi.settings import Settings
 from connectors.errors import TransientError
+from connectors.models import AccountProfile, TokenSet
 from tests.connections.conftest import make_merchant
 from tests.connections.fakes import AuthServer, FakeMarketplace, linked_connection, load
 
@@ -77,8 +81,13 @@ async def test_expired_token_is_refreshed_once_for_many_callers_and_saved_encryp
         raw = (await session.execute(text("SELECT credentials FROM connections"))).scalar_one()
     assert got[0] not in raw and "TG-" not in raw
     # the new refresh token was saved: the next expiry refreshes again without a rejection
+    # (an expiry in the past: no expiry at all is a token that never expires)
     async with unit_of_work(sessionmaker) as session:
-        await session.execute(text("UPDATE connections SET token_expires_at = :t"), {"t": None})
+        await session.execute(
+            update(Connection)
+            .where(Connection.id == cid)
+            .values(token_expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert await tokens_service.access_token(cid) != got[0]
     assert auth_server.refresh_calls == 2 and auth_server.rejected == 0
 
@@ -294,7 +303,9 @@ async def test_refresh_job_entry_point_uses_the_process_token_service(
         )
         summary = await refresh_expiring_tokens(resources)
         assert summary["mercadolibre"].refreshed == 1
-        assert get_token_service(resources) is get_token_service(resources)
+        assert get_token_service(resources, "mercadolibre") is get_token_service(
+            resources, "mercadolibre"
+        )
         assert (await load(resources.sessionmaker, cid)).version == 2
     finally:
         await resources.aclose()
@@ -325,3 +336,30 @@ async def test_lease_service_down_is_a_transient_error(
         assert auth_server.refresh_calls == 0
     finally:
         await unreachable.aclose()
+
+
+async def test_a_token_without_expiry_never_goes_stale(
+    sessionmaker: Sessions,
+    conn_settings: Settings,
+    keys: KeyRing,
+    auth_server: AuthServer,
+    merchant_factory,
+) -> None:
+    # An offline token (no expiry, no refresh token): stale would mean a refresh, and
+    # without a refresh token a needs_reauth.
+    offline = TokenSet(access_token=SecretStr("offline-token"), expires_at=None, account_id="6001")
+    async with unit_of_work(sessionmaker) as session:
+        conn = await link_marketplace_account(
+            session,
+            await merchant_factory(),
+            "mercadolibre",
+            offline,
+            AccountProfile(account_id="6001"),
+            keys=keys,
+        )
+    tokens_service = service(sessionmaker, conn_settings, auth_server)
+    assert await tokens_service.access_token(conn.id) == "offline-token"
+    assert await tokens_service.ensure_fresh(conn.id, timedelta(days=3650)) is Outcome.fresh
+    assert (await refresh_expiring(tokens_service)).due == 0
+    assert auth_server.refresh_calls == 0
+    assert (await load(sessionmaker, conn.id)).status == "active"

@@ -596,3 +596,8 @@ async def test_search_does_not_yield_an_order_twice(connector: MercadoLibreConne
     respx.get(f"{API}/orders/search").respond(json=_page([copy.deepcopy(one)], 1, 0))
     found = [o.external_id async for o in connector.search_orders(TOKEN, "1", start, end)]
     assert found == ["5000"]
+
+
+def test_the_fraud_tag_becomes_the_canonical_fraud_flag() -> None:
+    assert map_order(mco_order(tags=["paid", "fraud_risk_detected"])).fraud_suspected
+    assert not map_order(mco_order(tags=["paid"])).fraud_suspected

@@ -376,7 +376,7 @@ async def test_invoice_totals_equal_what_buyers_paid(
             total = Decimal(str(invoice["invoice"]["total"]))
             paid = goods + shipping
             # What Siigo computed from our items is what the buyer paid, to the peso (one
-            # cent short only where no choice of bases reaches it: see conexapi.sync.money).
+            # cent short only where no choice of bases reaches it: see connectors.siigo.money).
             assert Decimal(0) <= paid - total <= Decimal("0.01"), (order_id, paid, total)
             assert total.quantize(Decimal(1)) == paid.quantize(Decimal(1))
             payments = sum(Decimal(str(p["value"])) for p in invoice["invoice"]["payments"])

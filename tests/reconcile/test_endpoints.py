@@ -19,9 +19,11 @@ from conexapi.db import unit_of_work
 from conexapi.kit import jobs
 from conexapi.models import Merchant
 from conexapi.reconcile.metrics import collector
-from conexapi.reconcile.report import BUILD_REPORT, build_report, colombia_date
+from conexapi.reconcile.report import BUILD_REPORT, build_report
 from conexapi.reconcile.rules import sale_day
 from conexapi.reconcile.service import reconcile_pipeline
+from conexapi.sync.days import local_date
+from connectors.colombia.zone import TIME_ZONE
 from connectors.mercadolibre.mapping import map_order
 from tests.conftest import RecordingSender
 from tests.reconcile.world import World, world
@@ -53,7 +55,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[World, Api, list[int]]]:
         await w.run_queued()
         first = {i["idempotency_key"][2:]: i for i in await w.invoices()}[ids[0]]
         await w.siigo.delete(f"/_sandbox/invoices/{first['invoice']['id']}")
-        sold = [sale_day(map_order(await w.ml_order(i))) for i in ids]
+        sold = [sale_day(map_order(await w.ml_order(i)), TIME_ZONE) for i in ids]
         days = sorted({d for d in sold if d is not None})
         if len(days) == 1:  # two reports at least, for the paging
             days.insert(0, days[0] - timedelta(days=1))
@@ -165,7 +167,7 @@ async def test_a_report_can_be_asked_for_and_is_built_by_a_job(
     sender = RecordingSender()
     jobs.set_sender(sender)
     try:
-        today = colombia_date(datetime.now(UTC))
+        today = local_date(datetime.now(UTC), TIME_ZONE)
         resp = await client.post(
             f"/api/v1/pipelines/{w.pipeline_id}/reports", json={"day": today.isoformat()}
         )
@@ -202,7 +204,7 @@ async def test_the_api_serves_how_todays_sales_were_first_seen(
     setup: tuple[World, Api, list[int]],
 ) -> None:
     w, api, _ = setup
-    today = colombia_date(datetime.now(UTC))
+    today = local_date(datetime.now(UTC), TIME_ZONE)
     report_id = await build_report(w.ctx, w.pipeline_id, today)
     body = (await api.as_merchant(w.merchant_id).get(f"/api/v1/reports/{report_id}")).json()
     seen = body["totals"]["first_seen"]

@@ -11,10 +11,12 @@ from sqlalchemy import func, select
 
 from conexapi.db import unit_of_work
 from conexapi.models import OrderSync, ReconciliationLine, ReconciliationReport
-from conexapi.reconcile.report import build_report, colombia_date
+from conexapi.reconcile.report import build_report
 from conexapi.reconcile.rules import sale_day
 from conexapi.reconcile.service import reconcile_pipeline
+from conexapi.sync.days import local_date
 from conexapi.sync.mapping import paid_for_goods_and_shipping
+from connectors.colombia.zone import TIME_ZONE
 from connectors.mercadolibre.mapping import map_order
 from tests.reconcile.world import ACCESS_KEY, SIIGO_USER, World, world
 
@@ -85,8 +87,8 @@ async def test_deleted_edited_duplicated_cancelled_and_foreign_invoices_each_sho
         await siigo_post_invoice(w, shop)
 
         sales = {i: map_order(await w.ml_order(i)) for i in ids}
-        today = colombia_date(datetime.now(UTC))
-        days = {sale_day(o) for o in sales.values()} | {today}
+        today = local_date(datetime.now(UTC), TIME_ZONE)
+        days = {sale_day(o, TIME_ZONE) for o in sales.values()} | {today}
         lines = await report_lines(w, days)
 
         found = {
@@ -112,7 +114,9 @@ async def test_deleted_edited_duplicated_cancelled_and_foreign_invoices_each_sho
         assert by_order[deleted]["invoice"]["name"] in every[deleted].detail
         # The day of each sale holds its line; the foreign invoice is on the day it is dated.
         for order_id in (deleted, edited, cancelled, twice):
-            assert order_id in {ln.external_order_id for ln in lines[sale_day(sales[order_id])]}
+            assert order_id in {
+                ln.external_order_id for ln in lines[sale_day(sales[order_id], TIME_ZONE)]
+            }
         assert "2999999999999999" in {ln.external_order_id for ln in lines[today]}
 
         async with w.res.sessionmaker() as s:
@@ -135,7 +139,7 @@ async def test_rebuilding_a_day_replaces_its_report(tmp_path: Path) -> None:
     async with world(tmp_path, reconcile_lookback_seconds=3 * 86400) as w:
         ids = await w.generate(3, seed=4)
         await reconcile_pipeline(w.ctx, w.pipeline_id)
-        day = sale_day(map_order(await w.ml_order(ids[0])))
+        day = sale_day(map_order(await w.ml_order(ids[0])), TIME_ZONE)
         assert day is not None
         first = await build_report(w.ctx, w.pipeline_id, day)
         # Not invoiced yet (the runs are still queued): every sale of the day is missing.
@@ -201,7 +205,7 @@ async def test_two_erp_invoices_naming_one_order_are_a_duplicate_whatever_their_
             w, f"0{order_id}", first["request_body"], f"ML0{order_id}"
         )
 
-        day = sale_day(map_order(await w.ml_order(order_id)))
+        day = sale_day(map_order(await w.ml_order(order_id)), TIME_ZONE)
         lines = (await report_lines(w, {day}))[day]
         assert [(ln.kind, ln.external_order_id) for ln in lines] == [
             ("duplicate_invoice", order_id)
@@ -222,7 +226,7 @@ async def test_an_invoice_tied_to_a_second_spelling_of_an_order_is_a_difference(
         body = {**first["request_body"], "observations": "Venta"}
         second = await _second_invoice_under_another_key(w, f"0{order_id}", body, f"ML0{order_id}")
 
-        today = colombia_date(datetime.now(UTC))
+        today = local_date(datetime.now(UTC), TIME_ZONE)
         lines = (await report_lines(w, {today}))[today]
         assert ("invoice_without_order", f"0{order_id}") in {
             (ln.kind, ln.external_order_id) for ln in lines

@@ -15,12 +15,13 @@ from conexapi.reconcile.rules import (
     Known,
     compare,
     needs_sync,
-    order_reference,
     sale_day,
     windows,
 )
-from conexapi.sync.mapping import Mappings, map_invoice
+from conexapi.sync.mapping import Mappings
+from connectors.colombia.zone import TIME_ZONE
 from connectors.models import BuyerIdentity, Invoice, Order, OrderLine, OrderStatus, Payment
+from connectors.siigo.document import map_invoice, order_reference
 from connectors.siigo.schemas import invoice_body
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -183,7 +184,7 @@ def test_an_invoice_of_another_sale_names_no_order(raw: dict[str, Any]) -> None:
 
 def test_sale_day_is_the_colombian_day_of_payment() -> None:
     late = datetime(2026, 3, 11, 3, 30, tzinfo=UTC)  # 22:30 on the 10th in Bogotá
-    assert sale_day(order("1", closed=late)) == DAY
+    assert sale_day(order("1", closed=late), TIME_ZONE) == DAY
 
 
 # --- the day's differences ------------------------------------------------------------------

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from conexapi.models import OrderSync, SyncCursor, SyncRun
-from conexapi.reconcile.report import colombia_date
+from conexapi.sync.days import local_date
+from connectors.colombia.zone import TIME_ZONE
 from tests.pipeline.harness import Stack, running_stack, settings_env
 from workers.celery_app import create_celery
 
@@ -154,7 +155,7 @@ async def test_deleted_edited_and_cancelled_invoices_appear_in_the_report_by_kin
                 break
             assert time.monotonic() < deadline, (page, st.workers.logs() if st.workers else "")
             await asyncio.sleep(0.3)
-        today = colombia_date(datetime.now(UTC))
+        today = local_date(datetime.now(UTC), TIME_ZONE)
         assert {r["day"] for r in fresh} == {
             (today - timedelta(days=1)).isoformat(),
             today.isoformat(),
@@ -215,7 +216,7 @@ async def test_backfill_over_a_range_already_synced_creates_nothing(
         ids = st.setup.order_ids[:6]
         await asyncio.gather(*[st.notify(i) for i in ids[:3]])  # half never notified
         await st.wait_for(settled(set(ids[:3]), {"invoiced"}))
-        since = (colombia_date(datetime.now(UTC)) - timedelta(days=2)).isoformat()
+        since = (local_date(datetime.now(UTC), TIME_ZONE) - timedelta(days=2)).isoformat()
 
         first = await asyncio.to_thread(_backfill, st, since)
         assert first.returncode == 0, first.stderr

@@ -23,7 +23,8 @@ below it, which is still the same amount to the peso. ``price`` is then ``base /
 at Siigo's six decimals, and we check that Siigo's own ``round(quantity * price, 2)``
 gives back the chosen base.
 
-Rounding is half-up (Siigo's "Redondear", whose examples round 0.005 up).
+Rounding is half-up (Siigo's "Redondear", whose examples round 0.005 up); the rule itself
+is :mod:`connectors.siigo.totals`, the one the sandbox checks invoices with.
 """
 
 from __future__ import annotations
@@ -32,23 +33,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
-CENT = Decimal("0.01")
+# Siigo's rule itself (rounding, per-item totals) has one copy, the sandbox's.
+from connectors.siigo.totals import CENT, ZERO, item_totals, round2
+
 MICRO = Decimal("0.000001")
-
-
-def round2(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def item_total(base: Decimal, percentages: Sequence[Decimal]) -> Decimal:
     """Siigo's total of one item from its base (already rounded to cents)."""
-    return round2(base + sum((round2(base * p / 100) for p in percentages), Decimal(0)))
+    return item_totals(Decimal(1), base, ZERO, percentages).total
 
 
 def siigo_item_total(
     quantity: Decimal, price: Decimal, discount: Decimal, percentages: Sequence[Decimal]
 ) -> Decimal:
-    return item_total(round2(quantity * price - discount), percentages)
+    return item_totals(quantity, price, discount, percentages).total
 
 
 @dataclass(frozen=True)

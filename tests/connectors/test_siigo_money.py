@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conexapi.sync.money import (
+from connectors.siigo.money import (
     CENT,
     GrossLine,
     item_total,
