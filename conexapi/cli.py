@@ -337,7 +337,8 @@ def demo(
         [],
         "--sandbox-port",
         metavar="NAME=PORT",
-        help="A sandbox's port, e.g. siigo=9102 (repeat; default CONEXAPI_SANDBOX_<NAME>_PORT, "
+        help="A sandbox's port as NAME=PORT, NAME a connector (repeat; default "
+        "CONEXAPI_SANDBOX_<NAME>_PORT, "
         "or a free one if that is taken).",
     ),
 ) -> None:
