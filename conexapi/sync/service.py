@@ -127,19 +127,6 @@ async def request_sync(
     return run
 
 
-async def ingest_event(
-    session: AsyncSession, event_id: int, *, send_jobs: bool = True
-) -> list[int]:
-    """Turn an inbox event into runs for every pipeline fed by its account.
-
-    With ``send_jobs=False`` the caller runs them itself (see ``runner.process_events``).
-    """
-    event = await session.get(WebhookEvent, event_id, with_for_update=True)
-    if event is None or event.status in (EventStatus.processed, EventStatus.ignored):
-        return []
-    return await ingest_events(session, [event], send_jobs=send_jobs)
-
-
 async def take_events(
     session: AsyncSession, *, ids: Sequence[int] | None = None, limit: int = 0
 ) -> list[WebhookEvent]:
