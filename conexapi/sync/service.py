@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from conexapi.kit import jobs
+from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import (
     ACTIVE_RUN_STATUSES,
     Connection,
@@ -33,8 +34,6 @@ from conexapi.models import (
 )
 
 log = structlog.get_logger(__name__)
-
-EXECUTE_RUN = "conexapi.execute_run"
 
 
 async def get_or_create_order(

@@ -18,11 +18,12 @@ from sqlalchemy import select, update
 from conexapi.db import unit_of_work
 from conexapi.demo import SELLER_ID
 from conexapi.kit import jobs
+from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import EventStatus, RunStatus, SyncRun, WebhookEvent
 from conexapi.models.base import database_utcnow
 from conexapi.sync import runner
 from conexapi.sync.runner import execute_run
-from conexapi.sync.service import EXECUTE_RUN, ingest_events
+from conexapi.sync.service import ingest_events
 from conexapi.sync.sweeper import sweep
 from tests.reconcile.world import World, world
 

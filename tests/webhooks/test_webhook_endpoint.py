@@ -16,9 +16,9 @@ from sqlalchemy import select
 from conexapi.db import create_engine, create_sessionmaker
 from conexapi.kit import jobs
 from conexapi.kit.jsondepth import MAX_DEPTH
+from conexapi.kit.tasks import PROCESS_EVENT
 from conexapi.models import EventStatus, WebhookEvent
 from conexapi.settings import Settings
-from conexapi.webhooks.inbox import PROCESS_EVENT
 from tests.webhooks.support import link_seller
 
 APP_ID = "5503910054141466"
