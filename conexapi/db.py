@@ -1,9 +1,9 @@
 """Async engines and the unit of work.
 
-Only the unit of work commits: the request dependency (:func:`get_session`) and the task
-wrapper (:func:`unit_of_work`). Services and repositories ``flush()`` at most. Jobs queued
-with :func:`conexapi.kit.jobs.enqueue` during a unit of work are sent only after its commit
-succeeds, and dropped on rollback.
+Only the unit of work commits: the request dependency (:func:`conexapi.deps.get_session`)
+and :func:`unit_of_work` (tasks, the runner, the sweeper). Services and repositories
+``flush()`` at most. Jobs queued with :func:`conexapi.kit.jobs.enqueue` during a unit of
+work are sent only after its commit succeeds, and dropped on rollback.
 """
 
 from __future__ import annotations

@@ -2,13 +2,16 @@
 
 Two senders, one message format:
 
-- :class:`RedisSender`, whenever the broker is Redis: builds each message with Celery's
-  own ``amqp.as_task_v2`` (protocol 2, the one Celery's workers read) and wraps it as
-  kombu's Redis transport does, then pushes a whole batch with one ``LPUSH`` on the
-  process's asyncio Redis client. Publishing through ``send_task`` costs about half a
-  millisecond of CPU per message here (routing, signals, a thread hop and a blocking socket
-  per message), which was a fifth of the webhook endpoint's CPU.
-- :class:`CelerySender`, for any other broker (the in-memory one of the embedded mode).
+- :class:`RedisSender`, whenever the broker is Redis and nothing it does not reproduce
+  (routes, key prefixes, priorities, another serializer or protocol) is configured:
+  builds each message with Celery's own ``amqp.as_task_v2`` (protocol 2, the one Celery's
+  workers read) and wraps it as kombu's Redis transport does, then pushes a whole batch
+  with one ``LPUSH`` on the process's asyncio Redis client. Publishing through
+  ``send_task`` costs about half a millisecond of CPU per message here (routing, signals,
+  a thread hop and a blocking socket per message), which was a fifth of the webhook
+  endpoint's CPU.
+- :class:`CelerySender`, for any other broker (the in-memory one of the embedded mode)
+  or configuration.
 """
 
 from __future__ import annotations
