@@ -15,7 +15,8 @@ Classification, from the blueprint's error-code descriptions:
 - permanent: everything else (403, 415, ``header_required`` / ``invalid_partner_id``, which
   are our own configuration, ``disabled_functionality``, unknown codes, ...).
 
-Siigo sends no ``Retry-After`` (observed); one that is present is honoured.
+Siigo sends no ``Retry-After`` (observed); one that is present is honoured, up to a day
+(:func:`connectors.http.parse_retry_after`).
 """
 
 from __future__ import annotations
