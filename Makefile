@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run     start ConexAPI on this machine (SQLite, no Redis needed)"
 	@echo "make test    run the test suite"
-	@echo "make lint    ruff (lint + format check) and mypy"
+	@echo "make lint    ruff (lint + format check), mypy and the dead-code check (vulture)"
 	@echo "make format  apply ruff's fixes and formatting"
 	@echo "make up      start the production shape with docker compose"
 	@echo "make bench   run the benchmarks"
@@ -43,6 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/vulture
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

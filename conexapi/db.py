@@ -1,14 +1,13 @@
 """Async engines and the unit of work.
 
-Only the unit of work commits: the request dependency (:func:`get_session`) and the task
-wrapper (:func:`unit_of_work`). Services and repositories ``flush()`` at most. Jobs queued
-with :func:`conexapi.kit.jobs.enqueue` during a unit of work are sent only after its commit
-succeeds, and dropped on rollback.
+Only the unit of work commits: the request dependency (:func:`conexapi.deps.get_session`)
+and :func:`unit_of_work` (tasks, the runner, the sweeper). Services and repositories
+``flush()`` at most. Jobs queued with :func:`conexapi.kit.jobs.enqueue` during a unit of
+work are sent only after its commit succeeds, and dropped on rollback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +23,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+)
 
 from conexapi.kit import jobs
 from conexapi.settings import Settings
@@ -162,17 +167,29 @@ async def in_unit_of_work(
     attempts: int = 4,
 ) -> T:
     """Run ``work`` in a unit of work, again from the start if the database chose this
-    transaction as a deadlock victim (concurrent requests on the same rows)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            async with unit_of_work(sessionmaker) as session:
-                result = await work(session)
-            return result
-        except OperationalError as exc:
-            if attempt == attempts or not is_lock_conflict(exc):
-                raise
-            await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
-    raise AssertionError("unreachable")
+    transaction as a deadlock victim (concurrent requests on the same rows).
+
+    After ``attempts`` runs the last conflict is raised as it came. Each wait is a few
+    jittered hundredths of a second, longer after each attempt, so that the contenders
+    do not collide again in step.
+    """
+
+    async def once() -> T:
+        async with unit_of_work(sessionmaker) as session:
+            return await work(session)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(is_lock_conflict),
+        stop=stop_after_attempt(attempts),
+        wait=_lock_conflict_wait,
+        reraise=True,
+    )
+    result: T = await retrying(once)
+    return result
+
+
+def _lock_conflict_wait(state: RetryCallState) -> float:
+    return random.uniform(0.01, 0.05) * state.attempt_number
 
 
 @asynccontextmanager

@@ -183,9 +183,6 @@ class Sandbox:
 
         return router
 
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        return _KnobsMiddleware(app, self)
-
     def install(self, app: FastAPI) -> None:
         app.include_router(self.admin_router())
         app.add_middleware(_KnobsFactory, sandbox=self)

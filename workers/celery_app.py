@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 
+from conexapi.kit import tasks
 from conexapi.settings import Settings, get_settings
 
 QUEUE = "conexapi"
@@ -21,27 +22,27 @@ QUEUE = "conexapi"
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "sweeper": {
-            "task": "conexapi.sweep",
+            "task": tasks.SWEEP,
             "schedule": settings.sweeper_interval_seconds,
             "options": {"expires": settings.sweeper_interval_seconds},
         },
         "reconcile": {
-            "task": "conexapi.reconcile",
+            "task": tasks.RECONCILE,
             "schedule": settings.reconcile_interval_seconds,
             "options": {"expires": settings.reconcile_interval_seconds},
         },
         "reconciliation-reports": {
-            "task": "conexapi.reconciliation_reports",
+            "task": tasks.RECONCILIATION_REPORTS,
             "schedule": settings.report_interval_seconds,
             "options": {"expires": settings.report_interval_seconds},
         },
         "token-refresh": {
-            "task": "conexapi.refresh_tokens",
+            "task": tasks.REFRESH_TOKENS,
             "schedule": settings.token_refresh_interval_seconds,
             "options": {"expires": settings.token_refresh_interval_seconds},
         },
         "inbox-prune": {
-            "task": "conexapi.prune_inbox",
+            "task": tasks.PRUNE_INBOX,
             "schedule": settings.prune_interval_seconds,
             "options": {"expires": settings.prune_interval_seconds},
         },

@@ -2,13 +2,16 @@
 
 Two senders, one message format:
 
-- :class:`RedisSender`, whenever the broker is Redis: builds each message with Celery's
-  own ``amqp.as_task_v2`` (protocol 2, the one Celery's workers read) and wraps it as
-  kombu's Redis transport does, then pushes a whole batch with one ``LPUSH`` on the
-  process's asyncio Redis client. Publishing through ``send_task`` costs about half a
-  millisecond of CPU per message here (routing, signals, a thread hop and a blocking socket
-  per message), which was a fifth of the webhook endpoint's CPU.
-- :class:`CelerySender`, for any other broker (the in-memory one of the embedded mode).
+- :class:`RedisSender`, whenever the broker is Redis and nothing it does not reproduce
+  (routes, key prefixes, priorities, another serializer or protocol) is configured:
+  builds each message with Celery's own ``amqp.as_task_v2`` (protocol 2, the one Celery's
+  workers read) and wraps it as kombu's Redis transport does, then pushes a whole batch
+  with one ``LPUSH`` on the process's asyncio Redis client. Publishing through
+  ``send_task`` costs about half a millisecond of CPU per message here (routing, signals,
+  a thread hop and a blocking socket per message), which was a fifth of the webhook
+  endpoint's CPU.
+- :class:`CelerySender`, for any other broker (the in-memory one of the embedded mode)
+  or configuration.
 """
 
 from __future__ import annotations
@@ -55,8 +58,10 @@ class RedisSender:
     What kombu's Redis transport does for a message published to the default exchange
     with the queue's name as routing key and priority 0: the list named after the queue,
     the body base64-encoded JSON, a fresh ``delivery_tag`` for the worker's unacked
-    bookkeeping. The test suite checks the result against ``send_task``'s and has real
-    workers consume it.
+    bookkeeping. Its twin test, ``tests/foundation/test_celery_worker.py::
+    test_twin_redis_sender_writes_what_send_task_writes``, holds the result to
+    ``send_task``'s (and real workers consume it), for the Celery and kombu versions
+    pinned in pyproject.toml.
     """
 
     def __init__(self, app: Celery, redis: Redis) -> None:

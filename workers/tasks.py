@@ -8,6 +8,7 @@ import os
 from celery import Task
 from sqlalchemy import text
 
+from conexapi.kit import tasks
 from conexapi.kit.context import get_request_id
 from conexapi.kit.resources import Resources
 from workers import signals  # noqa: F401  (connects the lifecycle signals)
@@ -15,7 +16,7 @@ from workers.celery_app import app
 from workers.runtime import get_runtime
 
 
-@app.task(name="conexapi.probe", ignore_result=True)
+@app.task(name=tasks.PROBE, ignore_result=True)
 def probe(probe_id: str) -> None:
     """A round trip through the worker: database, Redis and the per-process loop.
 
@@ -42,7 +43,7 @@ def probe(probe_id: str) -> None:
     get_runtime().run(_run)
 
 
-@app.task(name="conexapi.process_event", bind=True, ignore_result=True)
+@app.task(name=tasks.PROCESS_EVENT, bind=True, ignore_result=True)
 def process_event(self: Task, *event_ids: int) -> None:
     """Inbox events become runs, executed concurrently in this process.
 
@@ -71,7 +72,7 @@ def process_event(self: Task, *event_ids: int) -> None:
     get_runtime().run(_run)
 
 
-@app.task(name="conexapi.execute_run", bind=True, ignore_result=True, max_retries=5)
+@app.task(name=tasks.EXECUTE_RUN, bind=True, ignore_result=True, max_retries=5)
 def execute_run(self: Task, run_id: int) -> str:
     """Claim and run one sync run. A run still held by a live worker is tried again after
     the heartbeat timeout (a redelivery after that worker died takes it over then)."""
@@ -93,7 +94,7 @@ def execute_run(self: Task, run_id: int) -> str:
     return result
 
 
-@app.task(name="conexapi.sweep", ignore_result=True, expires=60)
+@app.task(name=tasks.SWEEP, ignore_result=True, expires=60)
 def sweep() -> None:
     from conexapi.sync.sweeper import sweep as run_sweep
 
@@ -106,7 +107,7 @@ def sweep() -> None:
 # --- periodic jobs (beat) and what they fan out to -------------------------------------------
 
 
-@app.task(name="conexapi.reconcile", ignore_result=True)
+@app.task(name=tasks.RECONCILE, ignore_result=True)
 def reconcile() -> None:
     """Beat: one ``reconcile_pipeline`` job per active pipeline."""
     from conexapi.reconcile.service import reconcile_all
@@ -118,7 +119,7 @@ def reconcile() -> None:
     get_runtime().run(_run)
 
 
-@app.task(name="conexapi.reconcile_pipeline", ignore_result=True)
+@app.task(name=tasks.RECONCILE_PIPELINE, ignore_result=True)
 def reconcile_pipeline(pipeline_id: int) -> str:
     from conexapi.reconcile.service import reconcile_pipeline as run_it
     from conexapi.sync.context import SyncContext
@@ -129,7 +130,7 @@ def reconcile_pipeline(pipeline_id: int) -> str:
     return get_runtime().run(_run)
 
 
-@app.task(name="conexapi.reconciliation_reports", ignore_result=True)
+@app.task(name=tasks.RECONCILIATION_REPORTS, ignore_result=True)
 def reconciliation_reports() -> None:
     """Beat: yesterday's and today's report of every pipeline, one job each."""
     from conexapi.reconcile.report import report_all
@@ -141,7 +142,7 @@ def reconciliation_reports() -> None:
     get_runtime().run(_run)
 
 
-@app.task(name="conexapi.build_report", ignore_result=True)
+@app.task(name=tasks.BUILD_REPORT, ignore_result=True)
 def build_report(pipeline_id: int, day_ordinal: int) -> None:
     from conexapi.reconcile.report import build_report_job
     from conexapi.sync.context import SyncContext
@@ -152,7 +153,7 @@ def build_report(pipeline_id: int, day_ordinal: int) -> None:
     get_runtime().run(_run)
 
 
-@app.task(name="conexapi.refresh_tokens", ignore_result=True)
+@app.task(name=tasks.REFRESH_TOKENS, ignore_result=True)
 def refresh_tokens() -> None:
     """Beat: refresh marketplace access tokens before they expire."""
     from conexapi.connections.tokens import refresh_expiring_tokens
@@ -163,7 +164,7 @@ def refresh_tokens() -> None:
     get_runtime().run(_run)
 
 
-@app.task(name="conexapi.prune_inbox", ignore_result=True)
+@app.task(name=tasks.PRUNE_INBOX, ignore_result=True)
 def prune_inbox() -> None:
     """Beat: erase inbox payloads past their retention."""
     from conexapi.reconcile.housekeeping import prune_inbox_payloads

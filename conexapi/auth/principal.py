@@ -25,10 +25,6 @@ class Principal:
     acting_for: int | None = None
 
     @property
-    def is_admin(self) -> bool:
-        return self.role is Role.admin
-
-    @property
     def ref(self) -> str:
         """Stable name of the caller: ``user:12``, ``api_key:3``."""
         return f"{self.kind}:{self.id}"

@@ -168,7 +168,6 @@ async def revoke_user_sessions(session: AsyncSession, user_id: int, reason: str)
 @dataclass(frozen=True)
 class IssuedTokens:
     access_token: str
-    access_expires_at: datetime
     refresh_token: str
     refresh_expires_at: datetime
     user: User
@@ -208,9 +207,9 @@ async def login(
     await session.flush()
     refresh, refresh_hash = tokens.new_refresh_token(auth.id)
     auth.refresh_hash = refresh_hash
-    access, access_expires = tokens.issue_access_token(settings, user.id, auth.id, now)
+    access, _ = tokens.issue_access_token(settings, user.id, auth.id, now)
     await session.flush()
-    return IssuedTokens(access, access_expires, refresh, auth.expires_at, user)
+    return IssuedTokens(access, refresh, auth.expires_at, user)
 
 
 async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> IssuedTokens:
@@ -240,9 +239,9 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
     auth.refresh_hash = new_hash
     auth.generation += 1
     auth.last_used_at = now
-    access, access_expires = tokens.issue_access_token(settings, user.id, auth.id, now)
+    access, _ = tokens.issue_access_token(settings, user.id, auth.id, now)
     await session.flush()
-    return IssuedTokens(access, access_expires, new_token, auth.expires_at, user)
+    return IssuedTokens(access, new_token, auth.expires_at, user)
 
 
 async def logout(session: AsyncSession, session_id: int) -> None:

@@ -87,10 +87,3 @@ class ConnectionOut(BaseModel):
             created_at=conn.created_at,
             updated_at=conn.updated_at,
         )
-
-
-class ConnectionPage(BaseModel):
-    items: list[ConnectionOut]
-    total: int
-    limit: int
-    offset: int

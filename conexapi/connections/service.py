@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -112,17 +112,6 @@ async def get_connection(session: AsyncSession, merchant_id: int, connection_id:
         # Another merchant's connection is as absent as a missing one.
         raise ConnectionNotFound()
     return conn
-
-
-async def list_connections(
-    session: AsyncSession, merchant_id: int, *, limit: int, offset: int
-) -> tuple[list[Connection], int]:
-    where = Connection.merchant_id == merchant_id
-    total = await session.scalar(select(func.count()).select_from(Connection).where(where))
-    rows = await session.scalars(
-        select(Connection).where(where).order_by(Connection.id).limit(limit).offset(offset)
-    )
-    return list(rows), int(total or 0)
 
 
 def ensure_usable(conn: Connection) -> None:

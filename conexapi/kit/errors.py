@@ -79,12 +79,6 @@ class Conflict(AppError):
     message = "The request conflicts with the current state."
 
 
-class PayloadTooLarge(AppError):
-    code = "payload_too_large"
-    status_code = 413
-    message = "The request body is too large."
-
-
 class ServiceUnavailable(AppError):
     code = "service_unavailable"
     status_code = 503

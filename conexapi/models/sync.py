@@ -120,12 +120,9 @@ class RunStatus(StrEnum):
     waiting = "waiting"
     retry_scheduled = "retry_scheduled"
     failed = "failed"
-    coalesced = "coalesced"
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.queued, RunStatus.running)
-
-TRIGGERS = ("webhook", "reconcile", "manual", "sweeper", "mapping")
 
 
 class SyncRun(IdMixin, Base):

@@ -16,13 +16,11 @@ from conexapi.models import (
     OrderState,
     RunStatus,
 )
-from conexapi.ops.pagination import MAX_LIMIT
 
 MAX_ID = 2**63 - 1
 
 #: An id in a path: bounded so no value can overflow a database integer.
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 
 
 class MerchantCreate(BaseModel):

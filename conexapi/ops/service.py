@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conexapi.kit import jobs
 from conexapi.kit.context import get_request_id
 from conexapi.kit.errors import Conflict
+from conexapi.kit.tasks import PROCESS_EVENT
 from conexapi.models import (
     EventStatus,
     OrderState,
@@ -25,7 +26,6 @@ from conexapi.models import (
     utcnow,
 )
 from conexapi.sync.service import active_run, request_sync
-from conexapi.webhooks.inbox import PROCESS_EVENT
 
 MANUAL = "manual"
 

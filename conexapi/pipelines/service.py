@@ -56,13 +56,6 @@ async def create_pipeline(session: AsyncSession, data: PipelineCreate) -> Pipeli
     return pipeline
 
 
-async def get_pipeline(session: AsyncSession, pipeline_id: int) -> Pipeline:
-    pipeline = await session.get(Pipeline, pipeline_id)
-    if pipeline is None:
-        raise NotFound(f"pipeline {pipeline_id} not found.")
-    return pipeline
-
-
 async def put_mappings(
     session: AsyncSession, pipeline: Pipeline, items: Sequence[MappingIn]
 ) -> list[Mapping]:
@@ -96,11 +89,3 @@ async def put_mappings(
     for order in parked.all():
         await request_sync(session, order, "mapping", correlation_id=get_request_id())
     return out
-
-
-async def list_mappings(session: AsyncSession, pipeline_id: int) -> list[Mapping]:
-    return list(
-        await session.scalars(
-            select(Mapping).where(Mapping.pipeline_id == pipeline_id).order_by(Mapping.id)
-        )
-    )

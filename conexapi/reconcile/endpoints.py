@@ -14,6 +14,7 @@ from conexapi.connections.scope import MerchantScope
 from conexapi.deps import SessionDep
 from conexapi.kit import jobs
 from conexapi.kit.errors import NotFound, ValidationFailed
+from conexapi.kit.tasks import BUILD_REPORT
 from conexapi.models import (
     Pipeline,
     ReconciliationLine,
@@ -22,7 +23,6 @@ from conexapi.models import (
     utcnow,
 )
 from conexapi.reconcile.metrics import first_seen_metrics
-from conexapi.reconcile.report import BUILD_REPORT
 from conexapi.reconcile.schemas import (
     LineOut,
     ReconcileStatus,

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from conexapi.connections.errors import ReauthRequired
 from conexapi.db import unit_of_work
 from conexapi.kit import jobs
+from conexapi.kit.tasks import BUILD_REPORT
 from conexapi.models import (
     Connection,
     ConnectionStatus,
@@ -52,8 +53,6 @@ from connectors.errors import ConnectorError, DataError
 from connectors.models import Invoice, Order
 
 log = structlog.get_logger(__name__)
-
-BUILD_REPORT = "conexapi.build_report"
 
 
 class ReportUnavailable(Exception):

@@ -25,6 +25,7 @@ from conexapi.connections.errors import ReauthRequired
 from conexapi.db import unit_of_work
 from conexapi.kit import jobs
 from conexapi.kit.locks import LeaseTimeout, leases_for
+from conexapi.kit.tasks import RECONCILE_PIPELINE
 from conexapi.models import (
     Connection,
     ConnectionStatus,
@@ -42,7 +43,6 @@ from connectors.models import Order
 
 log = structlog.get_logger(__name__)
 
-RECONCILE_PIPELINE = "conexapi.reconcile_pipeline"
 CURSOR = "reconcile"
 TRIGGER = "reconcile"
 #: Orders compared per transaction (one search page is 50).

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from conexapi.kit import jobs
+from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import (
     ACTIVE_RUN_STATUSES,
     Connection,
@@ -33,8 +34,6 @@ from conexapi.models import (
 )
 
 log = structlog.get_logger(__name__)
-
-EXECUTE_RUN = "conexapi.execute_run"
 
 
 async def get_or_create_order(
@@ -125,19 +124,6 @@ async def request_sync(
     if send_job:
         jobs.enqueue(session, EXECUTE_RUN, run.id)
     return run
-
-
-async def ingest_event(
-    session: AsyncSession, event_id: int, *, send_jobs: bool = True
-) -> list[int]:
-    """Turn an inbox event into runs for every pipeline fed by its account.
-
-    With ``send_jobs=False`` the caller runs them itself (see ``runner.process_events``).
-    """
-    event = await session.get(WebhookEvent, event_id, with_for_update=True)
-    if event is None or event.status in (EventStatus.processed, EventStatus.ignored):
-        return []
-    return await ingest_events(session, [event], send_jobs=send_jobs)
 
 
 async def take_events(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 from conexapi.db import unit_of_work
 from conexapi.kit import jobs
 from conexapi.kit.resources import Resources
+from conexapi.kit.tasks import EXECUTE_RUN, PROCESS_EVENT
 from conexapi.models import (
     Connection,
     ConnectionStatus,
@@ -42,8 +43,8 @@ from conexapi.models import (
     utcnow,
 )
 from conexapi.models.base import database_utcnow
-from conexapi.sync.service import EXECUTE_RUN, request_sync
-from conexapi.webhooks.inbox import EVENTS_PER_JOB, PROCESS_EVENT
+from conexapi.sync.service import request_sync
+from conexapi.webhooks.inbox import EVENTS_PER_JOB
 
 log = structlog.get_logger(__name__)
 

@@ -9,7 +9,9 @@ answers it as plain ASGI in front of the FastAPI stack (the routing, dependency 
 and middleware layers cost as much CPU as the work itself), and the FastAPI route below
 documents it in the OpenAPI schema and answers what the fast path passes on (an unknown
 connector name). Both run :func:`accept_notification`, and both answer in the same
-envelope with the same ``X-Request-ID``.
+envelope with the same ``X-Request-ID``. The fast path's twin test is
+``tests/webhooks/test_webhook_endpoint.py``: every test there runs against both, with the
+FastAPI route as the reference.
 """
 
 from __future__ import annotations

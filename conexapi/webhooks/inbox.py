@@ -43,12 +43,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from conexapi.kit import jobs
+from conexapi.kit.tasks import PROCESS_EVENT
 from conexapi.models import Connection, ConnectionStatus, EventStatus, WebhookEvent, utcnow
 
 log = structlog.get_logger(__name__)
 
-#: The job that turns inbox events into runs; its arguments are event ids.
-PROCESS_EVENT = "conexapi.process_event"
 EVENTS_T: Table = WebhookEvent.__table__  # type: ignore[assignment]
 CONNECTIONS_T: Table = Connection.__table__  # type: ignore[assignment]
 #: The same table for the inbox's INSERT, with the payload as text: the endpoint hands

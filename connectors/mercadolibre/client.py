@@ -8,12 +8,9 @@ upstream answer or transport failure becomes either an :class:`MLResponse` or on
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -26,6 +23,7 @@ from connectors.errors import (
     PermanentError,
     TransientError,
 )
+from connectors.http import parse_retry_after
 from connectors.models import RateBudget
 
 #: Error codes that mean the seller's grant or token is gone: re-authorize (or, for an
@@ -49,8 +47,6 @@ APP_CODES = frozenset(
     }
 )
 _MAX_MESSAGE = 500
-#: A longer Retry-After is no pace to keep but a broken header: wait a day at most.
-MAX_RETRY_AFTER = 86400.0
 
 
 @dataclass(frozen=True)
@@ -66,30 +62,6 @@ class MLResponse:
 
 def loads(raw: bytes | str) -> Any:
     return json.loads(raw, parse_float=Decimal)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait, from delay-seconds or an HTTP date; None when it says nothing.
-
-    Clamped to ``[0, MAX_RETRY_AFTER]``: the value becomes a ``timedelta`` downstream, and
-    "1e999", "nan" or a date in year 9999 must not overflow it.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            seconds = (when - (now or datetime.now(UTC))).total_seconds()
-        except (TypeError, ValueError, OverflowError):
-            return None
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:

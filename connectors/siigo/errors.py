@@ -15,14 +15,13 @@ Classification, from the blueprint's error-code descriptions:
 - permanent: everything else (403, 415, ``header_required`` / ``invalid_partner_id``, which
   are our own configuration, ``disabled_functionality``, unknown codes, ...).
 
-Siigo sends no ``Retry-After`` (observed); one that is present is honoured.
+Siigo sends no ``Retry-After`` (observed); one that is present is honoured, up to a day
+(:func:`connectors.http.parse_retry_after`).
 """
 
 from __future__ import annotations
 
-import email.utils
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -35,6 +34,7 @@ from connectors.errors import (
     RateLimited,
     TransientError,
 )
+from connectors.http import parse_retry_after
 
 REQUEST_ID_HEADER = "x-request-id"
 #: Siigo's code for a request over the company's limit (sent with HTTP 429).
@@ -185,22 +185,6 @@ def error_from_exception(
     )
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
 __all__ = [
     "RATE_LIMIT_CODE",
     "REQUEST_ID_HEADER",
@@ -209,5 +193,4 @@ __all__ = [
     "error_from_exception",
     "error_from_response",
     "parse_error_body",
-    "parse_retry_after",
 ]

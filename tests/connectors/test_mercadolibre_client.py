@@ -25,7 +25,7 @@ from connectors.mercadolibre.client import MercadoLibreClient, parse_retry_after
 from connectors.models import RateBudget
 
 API = "https://api.mercadolibre.test"
-#: The longest wait a Retry-After gets (``client.MAX_RETRY_AFTER``).
+#: The longest wait a Retry-After gets (``connectors.http.MAX_RETRY_AFTER``).
 DAY = 86400.0
 
 

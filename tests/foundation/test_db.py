@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from conexapi.db import create_engine, create_sessionmaker, unit_of_work
+from conexapi.db import create_engine, create_sessionmaker, in_unit_of_work, unit_of_work
 from conexapi.kit import jobs
 from conexapi.models import Merchant
 from conexapi.settings import Settings
@@ -200,3 +200,60 @@ async def test_broker_failure_does_not_undo_the_commit(
         jobs.set_sender(None)
     async with sessionmaker() as session:
         assert (await session.scalar(sa.select(sa.func.count()).select_from(Merchant))) == 1
+
+
+def _lock_conflict(code: int) -> sa.exc.OperationalError:
+    import pymysql
+
+    return sa.exc.OperationalError("UPDATE", {}, pymysql.err.OperationalError(code, "lock"))
+
+
+async def test_a_deadlock_victim_is_run_again_from_the_start(
+    sqlite_engine: AsyncEngine, sender: CheckingSender
+) -> None:
+    sessionmaker = create_sessionmaker(sqlite_engine)
+    calls = 0
+
+    async def work(session: AsyncSession) -> int:
+        nonlocal calls
+        calls += 1
+        merchant = Merchant(name="Tienda", slug="tienda")
+        session.add(merchant)
+        await session.flush()
+        jobs.enqueue(session, "conexapi.test_job", calls)
+        if calls < 3:
+            raise _lock_conflict(1213 if calls == 1 else 1205)
+        return calls
+
+    assert await in_unit_of_work(sessionmaker, work) == 3
+    # The victims' rows were rolled back and their jobs dropped: only the last run counts.
+    async with sessionmaker() as session:
+        assert (await session.scalar(sa.select(sa.func.count()).select_from(Merchant))) == 1
+    assert sender.sent == [jobs.Job("conexapi.test_job", (3,), None)]
+
+
+async def test_lock_conflicts_give_up_after_the_attempts(sqlite_engine: AsyncEngine) -> None:
+    calls = 0
+
+    async def work(session: AsyncSession) -> None:
+        nonlocal calls
+        calls += 1
+        raise _lock_conflict(1213)
+
+    with pytest.raises(sa.exc.OperationalError) as caught:
+        await in_unit_of_work(create_sessionmaker(sqlite_engine), work, attempts=3)
+    assert calls == 3
+    assert caught.value.orig is not None and caught.value.orig.args[0] == 1213
+
+
+async def test_other_errors_are_not_run_again(sqlite_engine: AsyncEngine) -> None:
+    calls = 0
+
+    async def work(session: AsyncSession) -> None:
+        nonlocal calls
+        calls += 1
+        raise _lock_conflict(2003)  # the server is gone: running again would not help
+
+    with pytest.raises(sa.exc.OperationalError):
+        await in_unit_of_work(create_sessionmaker(sqlite_engine), work)
+    assert calls == 1

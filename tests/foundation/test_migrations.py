@@ -239,7 +239,7 @@ async def test_at_most_one_active_run_per_order(
             await add_run(a, "queued")
 
         await set_status(first, "succeeded")
-        for finished in ("succeeded", "failed", "waiting", "coalesced", "failed"):
+        for finished in ("succeeded", "failed", "waiting", "retry_scheduled", "failed"):
             await add_run(a, finished)
         newer = await add_run(a, "queued")
 

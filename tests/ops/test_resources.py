@@ -12,8 +12,8 @@ import pytest
 
 from conexapi.db import unit_of_work
 from conexapi.kit import jobs
+from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import OrderState, OrderSync, RunStatus, SyncRun
-from conexapi.sync.service import EXECUTE_RUN
 from tests.auth.support import sessions_of
 from tests.ops.world import World, all_items
 

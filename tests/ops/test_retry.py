@@ -6,8 +6,8 @@ import httpx
 from sqlalchemy import func, select
 
 from conexapi.kit import jobs
+from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import RunStatus, SyncRun
-from conexapi.sync.service import EXECUTE_RUN
 from tests.auth.support import sessions_of
 from tests.ops.world import World
 
@@ -133,7 +133,7 @@ async def test_retrying_one_order(
 async def test_replaying_webhook_events(
     app_client: httpx.AsyncClient, world: World, sent_jobs: list[jobs.Job]
 ) -> None:
-    from conexapi.webhooks.inbox import PROCESS_EVENT
+    from conexapi.kit.tasks import PROCESS_EVENT
 
     h = world.headers("operator_a")
     one = await app_client.post(f"/api/v1/webhook-events/{world.a.event_id}/replay", headers=h)

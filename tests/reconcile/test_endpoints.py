@@ -17,9 +17,10 @@ from asgi_lifespan import LifespanManager
 from conexapi.connections.scope import Scope, merchant_scope
 from conexapi.db import unit_of_work
 from conexapi.kit import jobs
+from conexapi.kit.tasks import BUILD_REPORT
 from conexapi.models import Merchant
 from conexapi.reconcile.metrics import collector
-from conexapi.reconcile.report import BUILD_REPORT, build_report
+from conexapi.reconcile.report import build_report
 from conexapi.reconcile.rules import sale_day
 from conexapi.reconcile.service import reconcile_pipeline
 from conexapi.sync.days import local_date

@@ -18,11 +18,12 @@ from sqlalchemy import select, update
 from conexapi.db import unit_of_work
 from conexapi.demo import SELLER_ID
 from conexapi.kit import jobs
+from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import EventStatus, RunStatus, SyncRun, WebhookEvent
 from conexapi.models.base import database_utcnow
 from conexapi.sync import runner
 from conexapi.sync.runner import execute_run
-from conexapi.sync.service import EXECUTE_RUN, ingest_event
+from conexapi.sync.service import ingest_events
 from conexapi.sync.sweeper import sweep
 from tests.reconcile.world import World, world
 
@@ -53,7 +54,7 @@ async def _queued_run(w: World) -> int:
         )
         s.add(event)
         await s.flush()
-        (run_id,) = await ingest_event(s, event.id, send_jobs=False)
+        (run_id,) = await ingest_events(s, [event], send_jobs=False)
     return run_id
 
 

@@ -1,4 +1,7 @@
-"""``POST /webhooks/mercadolibre``: what Mercado Libre gets back, and what the inbox keeps."""
+"""``POST /webhooks/mercadolibre``: what Mercado Libre gets back, and what the inbox keeps.
+
+The webhook fast path's twin test: every test runs against :class:`WebhookFastPath` and
+against the plain FastAPI route (the reference), which must agree."""
 
 from __future__ import annotations
 
@@ -16,9 +19,9 @@ from sqlalchemy import select
 from conexapi.db import create_engine, create_sessionmaker
 from conexapi.kit import jobs
 from conexapi.kit.jsondepth import MAX_DEPTH
+from conexapi.kit.tasks import PROCESS_EVENT
 from conexapi.models import EventStatus, WebhookEvent
 from conexapi.settings import Settings
-from conexapi.webhooks.inbox import PROCESS_EVENT
 from tests.webhooks.support import link_seller
 
 APP_ID = "5503910054141466"
@@ -42,7 +45,7 @@ async def app_settings(
 
 @pytest.fixture(autouse=True, params=["fast path", "FastAPI route"])
 def served_by(request: pytest.FixtureRequest, app: Any) -> str:
-    """Every test here runs against both ways the endpoint is served: they must agree."""
+    """The twin: every test here runs against both ways the endpoint is served."""
     if request.param == "FastAPI route":
         app.front = None
     return str(request.param)

@@ -34,10 +34,6 @@ class Notifier:
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def use_transport(self, transport: httpx.AsyncBaseTransport | None) -> None:
-        self.transport = transport
-        self._client = None
-
     def _http(self) -> httpx.AsyncClient:
         # Built on first use (not at import, not per request): the app's lifespan closes it.
         if self._client is None:

@@ -191,7 +191,6 @@ class MLState:
     deliveries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5000))
     #: Timestamps of recent requests per application, for the rate-limit knob.
     recent: dict[str, deque[float]] = field(default_factory=dict)
-    partial_served: int = 0
     next_order_id: int = 2000009000000001
 
     def reset(self) -> None:
