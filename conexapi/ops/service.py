@@ -87,7 +87,7 @@ async def replay_event(session: AsyncSession, event_id: int) -> WebhookEvent | N
     event.processed_at = None
     event.last_error = None
     event.enqueued_at = utcnow()
-    jobs.enqueue(session, PROCESS_EVENT, event.id)
+    jobs.enqueue(PROCESS_EVENT, event.id)
     return event
 
 

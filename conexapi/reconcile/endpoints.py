@@ -186,7 +186,7 @@ async def request_report(
     if data.day < today - timedelta(days=365):
         # The marketplace keeps orders searchable for twelve months.
         raise ValidationFailed("the marketplace keeps a year of orders.", code="day_too_old")
-    jobs.enqueue(session, BUILD_REPORT, pipeline_id, data.day.toordinal())
+    jobs.enqueue(BUILD_REPORT, pipeline_id, data.day.toordinal())
     return ReportQueued(pipeline_id=pipeline_id, day=data.day)
 
 
