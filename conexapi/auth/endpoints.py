@@ -16,7 +16,7 @@ from conexapi.auth import service
 from conexapi.auth.deps import Admin, CurrentPrincipal
 from conexapi.auth.passwords import MIN_PASSWORD_LENGTH
 from conexapi.auth.principal import Principal
-from conexapi.auth.ratelimit import AuthRateLimiter, client_address
+from conexapi.auth.ratelimit import client_address
 from conexapi.deps import ResourcesDep, SessionDep
 from conexapi.kit.errors import AppError, BadRequest, NotFound, Unauthorized, ValidationFailed
 from conexapi.kit.jsondepth import MAX_DEPTH, nested_deeper_than
@@ -207,7 +207,7 @@ async def token(
     grant_type, username, password = data.grant_type, data.username, data.password
     refresh_token = data.refresh_token
     settings = resources.settings
-    limiter = AuthRateLimiter.for_resources(resources)
+    limiter = resources.auth_limiter
     address = client_address(request)
     refused = Unauthorized("The credentials are not valid.", code="invalid_credentials")
     if grant_type == "refresh_token":

@@ -22,7 +22,6 @@ from conexapi.connections.schemas import (
 )
 from conexapi.connections.scope import MerchantScope, MerchantWriteScope
 from conexapi.deps import ResourcesDep, SessionDep
-from conexapi.integrations import integrations
 from conexapi.kit.crypto import KeyRing
 from conexapi.kit.errors import Forbidden
 from conexapi.kit.resources import Resources
@@ -40,7 +39,7 @@ COOKIE_PATH = "/oauth/{connector}"
 
 def _connector(resources: Resources, name: str, kind: str) -> Any:
     """This process's instance of connector ``name`` (shared: ERP ones cache sessions)."""
-    found = integrations(resources)
+    found = resources.integrations
     instance = (found.marketplaces if kind == "marketplace" else found.erps).get(name)
     if instance is None:
         raise UnknownConnector(f"No {kind} connector named {name!r}.")

@@ -13,7 +13,6 @@ from conexapi.connections import service as connections
 from conexapi.connections.errors import InvalidRateSettings
 from conexapi.connections.schemas import ConnectionUpdate
 from conexapi.deps import ResourcesDep, SessionDep
-from conexapi.integrations import integrations
 from conexapi.kit.errors import BadRequest, Conflict, NotFound
 from conexapi.models import Connection, ConnectionStatus, Merchant, Pipeline
 from conexapi.ops import service
@@ -187,7 +186,7 @@ async def update_connection(
             "Send mode and/or requests_per_minute (null for the connector's default).",
             code="nothing_to_change",
         )
-    erp = integrations(resources).erps.get(conn.connector)
+    erp = resources.integrations.erps.get(conn.connector)
     if erp is None:
         raise InvalidRateSettings(
             f"connection {conn.id} is a {conn.connector} connection; only ERP connections "

@@ -26,7 +26,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conexapi.integrations import integrations
 from conexapi.kit.context import (
     clean_request_id,
     get_request_id,
@@ -117,7 +116,7 @@ async def accept_notification(
 )
 async def receive_webhook(connector: str, request: Request) -> JSONResponse:
     res = request.app.state.resources
-    marketplace = integrations(res).marketplaces.get(connector)
+    marketplace = res.integrations.marketplaces.get(connector)
     if marketplace is None:
         raise NotFound(f"No marketplace connector named {connector!r}.", code="unknown_connector")
     inbound = InboundRequest(
@@ -185,7 +184,7 @@ class WebhookFastPath:
         res: Resources | None = getattr(self.state, "resources", None)
         if res is None or not name or "/" in name:
             return None
-        found = integrations(res).marketplaces.get(name)
+        found = res.integrations.marketplaces.get(name)
         return (name, found) if found is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
