@@ -94,3 +94,11 @@ class ConnectionPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class ConnectionView(ConnectionOut):
+    merchant_id: int
+
+    @classmethod
+    def of(cls, conn: Connection) -> ConnectionView:
+        return cls(**ConnectionOut.of(conn).model_dump(), merchant_id=conn.merchant_id)
