@@ -154,7 +154,7 @@ def rotate_keys() -> None:
     """
     import asyncio
 
-    from conexapi.connections.service import rotate_all_keys
+    from conexapi.connections.rotation import rotate_all_keys
 
     report = asyncio.run(rotate_all_keys(get_settings()))
     typer.echo(
