@@ -1,4 +1,4 @@
-"""What the webhook-events endpoints show and take."""
+"""What the webhook route answers, and what the webhook-events endpoints show and take."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from conexapi.kit.api.pagination import UtcDatetime
 from conexapi.kit.api.params import MAX_ID
 from conexapi.models import EventStatus
+
+
+class WebhookAck(BaseModel):
+    status: str = "ok"
+    event_id: int
+    duplicate: bool
+    event_status: str
 
 
 class EventOut(BaseModel):
