@@ -79,7 +79,7 @@ def enqueue(name: str, *ids: int) -> None:
     """Queue a job for after the commit of the unit of work in progress."""
     queued = _buffer.get()
     if queued is None:
-        # Nothing would ever send it: the same fate as before, but said out loud.
+        # No commit will ever send it: say so instead of holding it for a later unit of work.
         log.warning("job_outside_unit_of_work", job=name)
         return
     queued.append(Job(name, tuple(ids), get_request_id()))
