@@ -92,7 +92,7 @@ def create_app(
     install_docs(app)
     for router in _domain_routers():
         app.include_router(router)
-    from conexapi.ops.openapi import document_errors
+    from conexapi.kit.api.openapi import document_errors
 
     document_errors(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -115,23 +115,28 @@ def create_app(
 
 def _domain_routers() -> list[APIRouter]:
     """Routers of the domain packages; each one adds itself here."""
+    from conexapi.audit.endpoints import router as audit_router
     from conexapi.auth.endpoints import router as auth_router
-    from conexapi.connections.endpoints import router as connections_router
-    from conexapi.ops.accounts import router as accounts_router
-    from conexapi.ops.events import router as events_router
-    from conexapi.ops.orders import router as orders_router
-    from conexapi.ops.pipelines import router as pipelines_router
+    from conexapi.connections.endpoints import router as consent_router
+    from conexapi.connections.ops_endpoints import router as connections_router
+    from conexapi.merchants.endpoints import router as merchants_router
+    from conexapi.pipelines.endpoints import router as pipelines_router
     from conexapi.reconcile.endpoints import router as reconcile_router
+    from conexapi.sync.endpoints import router as orders_router
     from conexapi.webhooks.endpoints import router as webhooks_router
+    from conexapi.webhooks.ops_endpoints import router as events_router
 
+    # In this order, the OpenAPI document lists its paths as it always has.
     return [
         webhooks_router,
-        connections_router,
+        consent_router,
         auth_router,
-        accounts_router,
+        merchants_router,
+        connections_router,
         pipelines_router,
         orders_router,
         events_router,
+        audit_router,
         reconcile_router,
     ]
 

@@ -230,7 +230,7 @@ def rotate_keys() -> None:
     """
     import asyncio
 
-    from conexapi.connections.service import rotate_all_keys
+    from conexapi.connections.rotation import rotate_all_keys
 
     settings = get_settings()
     _require_schema("rotate-keys", settings)

@@ -196,13 +196,14 @@ def _lock_conflict_wait(state: RetryCallState) -> float:
 async def unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """Commit on success, roll back on error; then send the jobs queued inside."""
-    async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            jobs.discard(session)
-            raise
-    await jobs.flush(session)
+    """Commit on success, roll back on error; then send the jobs queued inside (none on a
+    rollback: the buffer goes with the failed unit of work)."""
+    with jobs.buffered() as queued:
+        async with sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+    await jobs.send_now(queued)

@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from conexapi.auth.principal import Principal
-from conexapi.auth.ratelimit import AuthRateLimiter, client_address
+from conexapi.auth.ratelimit import client_address
 from conexapi.auth.service import AuthenticationFailed, authenticate
 from conexapi.db import unit_of_work
 from conexapi.deps import ResourcesDep
@@ -53,7 +53,7 @@ async def get_principal(
     except AuthenticationFailed:
         # Checked first and counted only when refused: a valid token or key is never
         # turned away because of what else came from its address.
-        limiter = AuthRateLimiter.for_resources(resources)
+        limiter = resources.auth_limiter
         await limiter.credential_failed(client_address(request))
         raise Unauthorized(
             "The access token or API key is not valid (expired, revoked or malformed).",

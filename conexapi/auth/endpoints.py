@@ -10,21 +10,20 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
-from conexapi.auth import service
+from conexapi.auth import repository, service
 from conexapi.auth.deps import Admin, CurrentPrincipal
 from conexapi.auth.passwords import MIN_PASSWORD_LENGTH
 from conexapi.auth.principal import Principal
-from conexapi.auth.ratelimit import AuthRateLimiter, client_address
+from conexapi.auth.ratelimit import client_address
 from conexapi.deps import ResourcesDep, SessionDep
-from conexapi.kit.errors import AppError, BadRequest, NotFound, Unauthorized, ValidationFailed
+from conexapi.kit.api.audit import Origin, record
+from conexapi.kit.api.openapi import COMMON_ERRORS, error_responses
+from conexapi.kit.api.pagination import MAX_LIMIT, Page, UtcDatetime, paginate, sort_key
+from conexapi.kit.api.params import MAX_ID, IdPath
+from conexapi.kit.errors import AppError, BadRequest, Unauthorized, ValidationFailed
 from conexapi.kit.jsondepth import MAX_DEPTH, nested_deeper_than
-from conexapi.models import ApiKey, Role, User, UserMerchant
-from conexapi.ops.audit import Origin, record
-from conexapi.ops.openapi import COMMON_ERRORS, error_responses
-from conexapi.ops.pagination import MAX_LIMIT, Page, UtcDatetime, paginate, sort_key
-from conexapi.ops.schemas import MAX_ID, IdPath
+from conexapi.models import ApiKey, Role, User
 
 log = structlog.get_logger(__name__)
 
@@ -207,7 +206,7 @@ async def token(
     grant_type, username, password = data.grant_type, data.username, data.password
     refresh_token = data.refresh_token
     settings = resources.settings
-    limiter = AuthRateLimiter.for_resources(resources)
+    limiter = resources.auth_limiter
     address = client_address(request)
     refused = Unauthorized("The credentials are not valid.", code="invalid_credentials")
     if grant_type == "refresh_token":
@@ -297,15 +296,8 @@ async def list_users(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Page[UserOut]:
-    stmt = select(User)
-    if role is not None:
-        stmt = stmt.where(User.role == role)
-    if email is not None:
-        stmt = stmt.where(User.email == service.normalize_email(email))
-    if merchant_id is not None:
-        stmt = stmt.where(
-            User.id.in_(select(UserMerchant.user_id).where(UserMerchant.merchant_id == merchant_id))
-        )
+    normalized = service.normalize_email(email) if email is not None else None
+    stmt = repository.users(role=role, email=normalized, merchant_id=merchant_id)
     rows, nxt = await paginate(
         session, stmt, User.id, sort_key("id", {"id": User.id}), cursor, limit
     )
@@ -386,11 +378,7 @@ async def list_api_keys(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Page[ApiKeyOut]:
-    stmt = select(ApiKey)
-    if revoked is not None:
-        stmt = stmt.where(
-            ApiKey.revoked_at.is_not(None) if revoked else ApiKey.revoked_at.is_(None)
-        )
+    stmt = repository.api_keys(revoked=revoked)
     rows, nxt = await paginate(
         session, stmt, ApiKey.id, sort_key("id", {"id": ApiKey.id}), cursor, limit
     )
@@ -430,10 +418,7 @@ async def create_api_key(
 
 @router.get("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["API keys"])
 async def get_api_key(key_id: IdPath, principal: Admin, session: SessionDep) -> ApiKeyOut:
-    row = await session.get(ApiKey, key_id)
-    if row is None:
-        raise NotFound(f"API key {key_id} not found.")
-    return await _key_out(session, row)
+    return await _key_out(session, await repository.api_key(session, key_id))
 
 
 @router.delete(

@@ -1,8 +1,8 @@
 """Rate limits for the doors that take credentials (password logins, tokens, API keys).
 
 Counted in Redis when ``CONEXAPI_REDIS_URL`` is set, so every API process shares them;
-in process memory otherwise (the embedded mode has one process). Built on first use on
-the running loop and kept on the app's resources.
+in process memory otherwise (the embedded mode has one process). Built with the process's
+resources (``Resources.auth_limiter``).
 
 The design (OWASP Authentication Cheat Sheet: a lockout keyed on the account alone is a
 denial of service anyone can trigger) keys every refusal on where the attempt comes from,
@@ -40,12 +40,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.util import WindowStats
 from starlette.exceptions import HTTPException
 
-from conexapi.kit.resources import Resources
 from conexapi.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-_KEY = "auth.ratelimiter"
 
 
 class _StoreDown(Exception):
@@ -62,11 +59,8 @@ class AuthRateLimiter:
         self.account = parse(settings.login_account_rate_limit)
 
     @classmethod
-    def for_resources(cls, resources: Resources) -> AuthRateLimiter:
-        limiter = resources.extras.get(_KEY)
-        if isinstance(limiter, AuthRateLimiter):
-            return limiter
-        url = resources.settings.redis_url
+    def from_settings(cls, settings: Settings) -> AuthRateLimiter:
+        url = settings.redis_url
         storage: Storage = (
             RedisStorage(
                 f"async+{url}",
@@ -77,9 +71,7 @@ class AuthRateLimiter:
             if url
             else MemoryStorage()
         )
-        limiter = cls(storage, resources.settings)
-        resources.extras[_KEY] = limiter
-        return limiter
+        return cls(storage, settings)
 
     async def hit(self, limit: str, *identifiers: str) -> None:
         """Count one attempt; refuse with 429 (and Retry-After) past the limit."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from conexapi.connections import oauth, service
+from conexapi.connections.consent_checks import binding_cookie_name, new_binding
 from conexapi.connections.errors import (
     CredentialsRejected,
     UnknownConnector,
@@ -22,7 +23,6 @@ from conexapi.connections.schemas import (
 )
 from conexapi.connections.scope import MerchantScope, MerchantWriteScope
 from conexapi.deps import ResourcesDep, SessionDep
-from conexapi.integrations import integrations
 from conexapi.kit.crypto import KeyRing
 from conexapi.kit.errors import Forbidden
 from conexapi.kit.resources import Resources
@@ -40,7 +40,7 @@ COOKIE_PATH = "/oauth/{connector}"
 
 def _connector(resources: Resources, name: str, kind: str) -> Any:
     """This process's instance of connector ``name`` (shared: ERP ones cache sessions)."""
-    found = integrations(resources)
+    found = resources.integrations
     instance = (found.marketplaces if kind == "marketplace" else found.erps).get(name)
     if instance is None:
         raise UnknownConnector(f"No {kind} connector named {name!r}.")
@@ -146,7 +146,7 @@ async def consent_link_page(
     state: Annotated[str | None, Query()] = None,
 ) -> Response:
     _connector(resources, connector, "marketplace")
-    cookie = request.cookies.get(oauth.binding_cookie_name(state)) if state else None
+    cookie = request.cookies.get(binding_cookie_name(state)) if state else None
     try:
         link = await oauth.open_consent_link(session, connector, state=state, cookie=cookie)
     except oauth.ConsentLinkRefused as exc:
@@ -154,7 +154,7 @@ async def consent_link_page(
     response = _link_page(link, state or "")
     if not cookie and state:
         _set_binding_cookie(
-            response, resources, connector, oauth.binding_cookie_name(state), oauth.new_binding()
+            response, resources, connector, binding_cookie_name(state), new_binding()
         )
     return _private(response)
 
@@ -173,7 +173,7 @@ async def continue_consent_link(
     state: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
     instance: MarketplaceConnector = _connector(resources, connector, "marketplace")
-    cookie = request.cookies.get(oauth.binding_cookie_name(state)) if state else None
+    cookie = request.cookies.get(binding_cookie_name(state)) if state else None
     try:
         url = await oauth.continue_consent_link(
             session, instance, _keys(resources), state=state, cookie=cookie
@@ -210,7 +210,7 @@ async def callback(
         response = _result_page(result)
     if state:
         response.delete_cookie(
-            oauth.binding_cookie_name(state), path=COOKIE_PATH.format(connector=connector)
+            binding_cookie_name(state), path=COOKIE_PATH.format(connector=connector)
         )
     return _private(response)
 
@@ -313,4 +313,4 @@ async def link_credentials(
     return ConnectionOut.of(conn)
 
 
-# Listing, inspecting, pausing, resuming and unlinking connections: conexapi/ops/accounts.py.
+# Listing, inspecting, pausing, resuming and unlinking connections: ops_endpoints.py.

@@ -23,10 +23,7 @@ another.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -37,7 +34,14 @@ from authlib.common.security import generate_token
 from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conexapi.connections.errors import AccountLinkedElsewhere, ReturnToNotAllowed
+from conexapi.connections.consent_checks import (
+    binding_cookie_name,
+    bound_to,
+    check_return_to,
+    hash_value,
+    new_binding,
+)
+from conexapi.connections.errors import AccountLinkedElsewhere
 from conexapi.connections.service import (
     StaleConnection,
     link_marketplace_account,
@@ -58,7 +62,6 @@ log = structlog.get_logger(__name__)
 
 #: 48 characters of [A-Za-z0-9]: about 285 bits.
 STATE_LENGTH = 48
-BINDING_COOKIE_PREFIX = "conexapi_consent_"
 #: Expired states are kept this long (for a clear "expired" message), then deleted.
 STATE_RETENTION = timedelta(days=1)
 
@@ -71,67 +74,6 @@ def label(connector: str) -> str:
         return get_connector(connector).label or connector
     except UnknownConnector:
         return connector
-
-
-def hash_value(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-def binding_cookie_name(state: str) -> str:
-    return BINDING_COOKIE_PREFIX + hash_value(state)[:16]
-
-
-def new_binding() -> str:
-    """A fresh value for the browser binding cookie."""
-    return secrets.token_urlsafe(32)
-
-
-def _bound_to(presented: str | None, binding: str | None) -> bool:
-    return (
-        bool(presented)
-        and binding is not None
-        and hmac.compare_digest(hash_value(presented or ""), binding)
-    )
-
-
-# --- return_to ----------------------------------------------------------------------------
-
-
-def _origin(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    if parts.username is not None or parts.password is not None:
-        return None
-    default = 443 if parts.scheme == "https" else 80
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
-
-
-def allowed_origins(settings: Settings) -> set[str]:
-    found = {_origin(settings.public_url)}
-    for item in settings.oauth_allowed_return_origins.split(","):
-        if item.strip():
-            found.add(_origin(item.strip()))
-    return {o for o in found if o}
-
-
-def check_return_to(return_to: str | None, settings: Settings) -> str | None:
-    """``return_to`` if it is an absolute http(s) URL on an allowed origin, else refuse."""
-    if return_to is None or return_to == "":
-        return None
-    if len(return_to) > 1000 or any(c in return_to for c in "\\\r\n\t") or " " in return_to:
-        raise ReturnToNotAllowed()
-    origin = _origin(return_to)
-    if origin is None or origin not in allowed_origins(settings):
-        raise ReturnToNotAllowed(details={"allowed_origins": sorted(allowed_origins(settings))})
-    return return_to
 
 
 # --- start ----------------------------------------------------------------------------------
@@ -247,7 +189,7 @@ def _check_waiting(row: OAuthState | None, connector: str, cookie: str | None) -
         )
     if row.expires_at <= utcnow():
         raise _refused(connector, "state_expired", f"This sign-in link has expired. {_NEW_LINK}")
-    if row.browser_binding is not None and not _bound_to(cookie, row.browser_binding):
+    if row.browser_binding is not None and not bound_to(cookie, row.browser_binding):
         raise _refused(
             connector,
             "state_browser_mismatch",
@@ -420,7 +362,7 @@ async def finish_consent(
         )
         return result
 
-    if not _bound_to(cookies.get(binding_cookie_name(state)), binding):
+    if not bound_to(cookies.get(binding_cookie_name(state)), binding):
         # Not the browser that started it (or a consent link never continued from its
         # page): do not send it anywhere we were told to.
         return await finish(

@@ -87,3 +87,11 @@ class ConnectionOut(BaseModel):
             created_at=conn.created_at,
             updated_at=conn.updated_at,
         )
+
+
+class ConnectionView(ConnectionOut):
+    merchant_id: int
+
+    @classmethod
+    def of(cls, conn: Connection) -> ConnectionView:
+        return cls(**ConnectionOut.of(conn).model_dump(), merchant_id=conn.merchant_id)

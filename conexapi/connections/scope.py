@@ -23,9 +23,9 @@ from fastapi.routing import APIRoute
 from conexapi.auth.deps import CurrentPrincipal
 from conexapi.auth.principal import Principal
 from conexapi.deps import ResourcesDep, SessionDep
+from conexapi.kit.api.audit import Origin, record
 from conexapi.kit.errors import Forbidden, NotFound, ValidationFailed
 from conexapi.models import Merchant, Role
-from conexapi.ops.audit import Origin, record
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_ID = 2**63 - 1

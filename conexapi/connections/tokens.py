@@ -53,7 +53,6 @@ from conexapi.connections.service import (
     store_tokens,
 )
 from conexapi.db import unit_of_work
-from conexapi.integrations import integrations
 from conexapi.kit.crypto import KeyRing
 from conexapi.kit.locks import Leases, LeaseTimeout, SingleFlight, leases_for
 from conexapi.kit.resources import Resources
@@ -396,7 +395,7 @@ async def refresh_expiring_tokens(resources: Resources) -> dict[str, RefreshSumm
     """The periodic job's body: :func:`refresh_expiring` for every marketplace connector."""
     return {
         name: await refresh_expiring(get_token_service(resources, name))
-        for name in integrations(resources).marketplaces
+        for name in resources.integrations.marketplaces
     }
 
 
@@ -404,17 +403,17 @@ async def refresh_expiring_tokens(resources: Resources) -> dict[str, RefreshSumm
 
 
 def get_token_service(resources: Resources, connector_name: str) -> TokenService:
-    """This process's TokenService for a marketplace connector (built once, then cached).
+    """This process's TokenService for a marketplace connector (built once, then kept in
+    ``Resources.token_services``).
 
     Single-flight only works if every job of the process shares the instance.
     """
-    key = f"connections.token_service.{connector_name}"
-    found = resources.extras.get(key)
-    if isinstance(found, TokenService):
+    found = resources.token_services.get(connector_name)
+    if found is not None:
         return found
-    connector = integrations(resources).marketplace(connector_name)
+    connector = resources.integrations.marketplace(connector_name)
     service = TokenService(resources.sessionmaker, resources.redis, connector, resources.settings)
-    resources.extras[key] = service
+    resources.token_services[connector_name] = service
     return service
 
 

@@ -8,9 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from conexapi.deps import ResourcesDep, SettingsDep
 from conexapi.health.service import readiness
+from conexapi.kit.api.openapi import error_responses
 from conexapi.kit.errors import Unauthorized
 from conexapi.kit.security import METRICS_REFUSED, bearer_matches
-from conexapi.ops.openapi import error_responses
 
 router = APIRouter(tags=["health"])
 

@@ -1,22 +1,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conexapi.kit.context import get_request_id
-from conexapi.kit.errors import NotFound, ValidationFailed
+from conexapi.kit.errors import Conflict, NotFound, ValidationFailed
 from conexapi.models import (
     Connection,
+    ConnectionStatus,
     Mapping,
     MappingKind,
     Merchant,
     OrderState,
     OrderSync,
     Pipeline,
+    PipelineStatus,
 )
 from conexapi.pipelines.schemas import MappingIn, PipelineCreate
+from conexapi.sync.retries import resume_waiting_orders
 from conexapi.sync.service import request_sync
 from connectors.registry import UnknownConnector, get_connector
 
@@ -89,3 +93,64 @@ async def put_mappings(
     for order in parked.all():
         await request_sync(session, order, "mapping", correlation_id=get_request_id())
     return out
+
+
+async def update_pipeline(
+    session: AsyncSession, pipeline: Pipeline, name: str | None, settings: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Rename and/or replace the settings; what changed, as {field: {from, to}}."""
+    changed: dict[str, Any] = {}
+    if name is not None and name != pipeline.name:
+        changed["name"] = {"from": pipeline.name, "to": name}
+        pipeline.name = name
+    if settings is not None and settings != pipeline.settings:
+        changed["settings"] = {"from": pipeline.settings, "to": settings}
+        pipeline.settings = settings
+    if changed:
+        await session.flush()
+    return changed
+
+
+async def pause_pipeline(session: AsyncSession, pipeline: Pipeline) -> bool:
+    """Pause (its orders keep their place and wait); False when it already was."""
+    await session.refresh(pipeline, with_for_update=True)
+    if pipeline.status == PipelineStatus.stopped:
+        raise Conflict(
+            f"pipeline {pipeline.id} is stopped (a connection was unlinked).",
+            code="invalid_state",
+        )
+    if pipeline.status == PipelineStatus.paused:
+        return False
+    pipeline.status = PipelineStatus.paused
+    await session.flush()
+    return True
+
+
+async def resume_pipeline(session: AsyncSession, pipeline: Pipeline) -> int | None:
+    """Resume a paused or stopped pipeline and start the orders it held: how many (None
+    when it was active already). Both its connections must be usable."""
+    await session.refresh(pipeline, with_for_update=True)
+    if pipeline.status == PipelineStatus.active:
+        return None
+    for conn_id in (pipeline.source_connection_id, pipeline.target_connection_id):
+        conn = await session.get(Connection, conn_id)
+        if conn is None or conn.status in (
+            ConnectionStatus.disconnected,
+            ConnectionStatus.needs_reauth,
+        ):
+            raise Conflict(
+                f"connection {conn_id} must be linked again before the pipeline resumes.",
+                code="connection_unusable",
+            )
+    pipeline.status = PipelineStatus.active
+    await session.flush()
+    return await resume_waiting_orders(session, [pipeline.id])
+
+
+async def delete_mapping(session: AsyncSession, pipeline: Pipeline, mapping_id: int) -> Mapping:
+    """Delete one of the pipeline's mappings (404 for any other id); the deleted row."""
+    mapping = await session.get(Mapping, mapping_id)
+    if mapping is None or mapping.pipeline_id != pipeline.id:
+        raise NotFound(f"mapping {mapping_id} not found.")
+    await session.execute(delete(Mapping).where(Mapping.id == mapping.id))
+    return mapping

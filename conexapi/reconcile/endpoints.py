@@ -8,20 +8,19 @@ from datetime import date, timedelta
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from conexapi.connections.scope import MerchantScope
 from conexapi.deps import SessionDep
 from conexapi.kit import jobs
-from conexapi.kit.errors import NotFound, ValidationFailed
+from conexapi.kit.errors import ValidationFailed
 from conexapi.kit.tasks import BUILD_REPORT
 from conexapi.models import (
     Pipeline,
     ReconciliationLine,
     ReconciliationReport,
-    SyncCursor,
     utcnow,
 )
+from conexapi.reconcile import repository
 from conexapi.reconcile.metrics import first_seen_metrics
 from conexapi.reconcile.schemas import (
     LineOut,
@@ -40,28 +39,13 @@ router = APIRouter(prefix="/api/v1", tags=["reconciliation"], lifespan=first_see
 
 
 async def _pipeline(session: SessionDep, scope: MerchantScope, pipeline_id: int) -> Pipeline:
-    pipeline = await session.get(Pipeline, pipeline_id)
-    if pipeline is None or pipeline.merchant_id != scope.merchant_id:
-        raise NotFound(f"pipeline {pipeline_id} not found.")
-    return pipeline
+    return await repository.merchant_pipeline(session, scope.merchant_id, pipeline_id)
 
 
 async def _report(
     session: SessionDep, scope: MerchantScope, report_id: int
 ) -> tuple[ReconciliationReport, list[ReconciliationLine]]:
-    report = await session.scalar(
-        select(ReconciliationReport)
-        .join(Pipeline, Pipeline.id == ReconciliationReport.pipeline_id)
-        .where(ReconciliationReport.id == report_id, Pipeline.merchant_id == scope.merchant_id)
-    )
-    if report is None:
-        raise NotFound(f"report {report_id} not found.")
-    lines = await session.scalars(
-        select(ReconciliationLine)
-        .where(ReconciliationLine.report_id == report.id)
-        .order_by(ReconciliationLine.kind, ReconciliationLine.external_order_id)
-    )
-    return report, list(lines)
+    return await repository.report_with_lines(session, scope.merchant_id, report_id)
 
 
 @router.get("/reports", response_model=ReportPage)
@@ -75,22 +59,15 @@ async def list_reports(
     limit: int = Query(50, ge=1, le=500),
 ) -> ReportPage:
     """Reports of the merchant's pipelines, newest first, with their totals."""
-    stmt = (
-        select(ReconciliationReport)
-        .join(Pipeline, Pipeline.id == ReconciliationReport.pipeline_id)
-        .where(Pipeline.merchant_id == scope.merchant_id)
-        .order_by(ReconciliationReport.id.desc())
-        .limit(limit + 1)
+    rows = await repository.reports(
+        session,
+        scope.merchant_id,
+        limit=limit + 1,
+        before_id=cursor,
+        pipeline_id=pipeline_id,
+        day_from=day_from,
+        day_to=day_to,
     )
-    if cursor is not None:
-        stmt = stmt.where(ReconciliationReport.id < cursor)
-    if pipeline_id is not None:
-        stmt = stmt.where(ReconciliationReport.pipeline_id == pipeline_id)
-    if day_from is not None:
-        stmt = stmt.where(ReconciliationReport.day >= day_from)
-    if day_to is not None:
-        stmt = stmt.where(ReconciliationReport.day <= day_to)
-    rows = list(await session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
     return ReportPage(
@@ -191,7 +168,7 @@ async def request_report(
     if data.day < today - timedelta(days=365):
         # The marketplace keeps orders searchable for twelve months.
         raise ValidationFailed("the marketplace keeps a year of orders.", code="day_too_old")
-    jobs.enqueue(session, BUILD_REPORT, pipeline_id, data.day.toordinal())
+    jobs.enqueue(BUILD_REPORT, pipeline_id, data.day.toordinal())
     return ReportQueued(pipeline_id=pipeline_id, day=data.day)
 
 
@@ -201,9 +178,7 @@ async def reconcile_status(
 ) -> ReconcileStatus:
     """Where the periodic reconcile stands, and how recent orders were first seen."""
     await _pipeline(session, scope, pipeline_id)
-    cursor = await session.scalar(
-        select(SyncCursor).where(SyncCursor.pipeline_id == pipeline_id, SyncCursor.name == CURSOR)
-    )
+    cursor = await repository.cursor_of(session, pipeline_id, CURSOR)
     seen = await first_seen_counts(session, pipeline_id, utcnow() - timedelta(hours=24))
     return ReconcileStatus(
         pipeline_id=pipeline_id,

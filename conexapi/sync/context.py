@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conexapi.connections.errors import ReauthRequired
-from conexapi.integrations import Integrations, integrations
-from conexapi.kit.resources import Resources
+from conexapi.integrations import Integrations
 from conexapi.models import Connection, utcnow
 from connectors.models import ErpCredentials
+
+if TYPE_CHECKING:  # built by Resources itself
+    from conexapi.kit.resources import Resources
 
 _CACHE_LIMIT = 10_000
 
@@ -27,12 +29,8 @@ class SyncContext:
 
     @classmethod
     def of(cls, res: Resources) -> SyncContext:
-        found = res.extras.get("sync_context")
-        if isinstance(found, SyncContext):
-            return found
-        ctx = cls(res=res, integrations=integrations(res))
-        res.extras["sync_context"] = ctx
-        return ctx
+        """The process's one context (``Resources.sync``), so its caches are shared."""
+        return res.sync
 
     def token_service(self, connector: str) -> Any:
         from conexapi.connections.tokens import get_token_service

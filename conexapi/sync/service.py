@@ -122,7 +122,7 @@ async def request_sync(
     session.add(run)
     await session.flush()
     if send_job:
-        jobs.enqueue(session, EXECUTE_RUN, run.id)
+        jobs.enqueue(EXECUTE_RUN, run.id)
     return run
 
 

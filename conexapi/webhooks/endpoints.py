@@ -8,7 +8,7 @@ This is the busiest endpoint by far, so it is served twice over: :class:`Webhook
 answers it as plain ASGI in front of the FastAPI stack (the routing, dependency solving
 and middleware layers cost as much CPU as the work itself), and the FastAPI route below
 documents it in the OpenAPI schema and answers what the fast path passes on (an unknown
-connector name). Both run :func:`accept_notification`, and both answer in the same
+connector name). Both run ``service.accept_notification``, and both answer in the same
 envelope with the same ``X-Request-ID``. The fast path's twin test is
 ``tests/webhooks/test_webhook_endpoint.py``: every test there runs against both, with the
 FastAPI route as the reference.
@@ -16,7 +16,6 @@ FastAPI route as the reference.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,87 +24,25 @@ from urllib.parse import parse_qsl
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conexapi.integrations import integrations
 from conexapi.kit.context import (
     clean_request_id,
-    get_request_id,
     reset_request_id,
     set_request_id,
 )
-from conexapi.kit.errors import AppError, BadRequest, NotFound, ServiceUnavailable, envelope
-from conexapi.kit.jsondepth import MAX_DEPTH, nested_deeper_than
+from conexapi.kit.errors import AppError, NotFound, envelope
 from conexapi.kit.middleware import LATENCY, REQUESTS, send_json
 from conexapi.kit.resources import Resources
-from conexapi.webhooks.inbox import InboxItem, InboxWriter
+from conexapi.webhooks import service
+from conexapi.webhooks.schemas import WebhookAck
 from connectors.base import InboundRequest, MarketplaceConnector
-from connectors.errors import InvalidNotification
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["webhooks"])
 ROUTE = "/webhooks/{connector}"
 PREFIX = "/webhooks/"
-
-
-class WebhookAck(BaseModel):
-    status: str = "ok"
-    event_id: int
-    duplicate: bool
-    event_status: str
-
-
-async def accept_notification(
-    marketplace: MarketplaceConnector, connector: str, inbox: InboxWriter, inbound: InboundRequest
-) -> dict[str, Any]:
-    """Verify, commit to the inbox and return the acknowledgement (``WebhookAck``'s shape).
-
-    Raises :class:`AppError` for what the sender must see as an error: 400 for a body the
-    connector refuses or one nested too deeply, 503 when it could not be committed.
-    """
-    if nested_deeper_than(inbound.body):
-        # Before the connector's parser, which recurses per level (RecursionError, a 500),
-        # and before the inbox, whose readers parse the payload again on deeper stacks.
-        raise BadRequest(
-            f"The body nests arrays or objects more than {MAX_DEPTH} levels deep; "
-            "send the notification as the marketplace documents it.",
-            code="body_too_deep",
-            details={"max_depth": MAX_DEPTH},
-        )
-    try:
-        note = marketplace.parse_notification(inbound)
-    except InvalidNotification as exc:
-        raise BadRequest(
-            exc.message, code=exc.code or "invalid_notification", details={"field": exc.field}
-        ) from None
-    payload = _payload_text(inbound.body)
-    try:
-        result = await inbox.submit(
-            InboxItem(
-                connector=connector,
-                dedupe_key=note.dedupe_key,
-                topic=note.topic,
-                resource=note.resource,
-                order_id=note.order_id,
-                account_id=note.account_id,
-                payload=payload,
-                ignore_reason=note.ignore_reason,
-                correlation_id=get_request_id(),
-            )
-        )
-    except Exception:
-        # Not committed: the sender must retry, so it must not see a 200.
-        raise ServiceUnavailable(
-            "The notification could not be stored; retry later.", code="inbox_unavailable"
-        ) from None
-    return {
-        "status": "ok",
-        "event_id": result.event_id,
-        "duplicate": result.duplicate,
-        "event_status": result.status,
-    }
 
 
 @router.post(
@@ -119,7 +56,7 @@ async def accept_notification(
 )
 async def receive_webhook(connector: str, request: Request) -> JSONResponse:
     res = request.app.state.resources
-    marketplace = integrations(res).marketplaces.get(connector)
+    marketplace = res.integrations.marketplaces.get(connector)
     if marketplace is None:
         raise NotFound(f"No marketplace connector named {connector!r}.", code="unknown_connector")
     inbound = InboundRequest(
@@ -129,25 +66,8 @@ async def receive_webhook(connector: str, request: Request) -> JSONResponse:
         client_ip=request.client.host if request.client else None,
     )
     return JSONResponse(
-        await accept_notification(marketplace, connector, request.app.state.inbox, inbound)
+        await service.accept_notification(marketplace, connector, request.app.state.inbox, inbound)
     )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _payload_text(body: bytes) -> str:
-    """The body as the inbox keeps it: as received when it is strict JSON, else wrapped.
-
-    Strict: Python's parser takes NaN and Infinity, which no JSON column accepts.
-    """
-    try:
-        text = body.decode("utf-8")
-        json.loads(text, parse_constant=_reject_constant)
-    except ValueError:  # the connector accepted a body that is not JSON: keep it as text
-        return json.dumps({"raw": body.decode("utf-8", "replace")})
-    return text
 
 
 class _TooLarge(Exception):
@@ -187,7 +107,7 @@ class WebhookFastPath:
         res: Resources | None = getattr(self.state, "resources", None)
         if res is None or not name or "/" in name:
             return None
-        found = integrations(res).marketplaces.get(name)
+        found = res.integrations.marketplaces.get(name)
         return (name, found) if found is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -257,7 +177,9 @@ class WebhookFastPath:
             client_ip=client[0] if client else None,
         )
         try:
-            return 200, await accept_notification(marketplace, connector, self.state.inbox, inbound)
+            return 200, await service.accept_notification(
+                marketplace, connector, self.state.inbox, inbound
+            )
         except AppError as exc:
             return exc.status_code, envelope(exc.code, exc.message, exc.details)
 

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
-import pymysql
 import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy import (
@@ -38,13 +35,19 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from conexapi.kit import jobs
 from conexapi.kit.tasks import PROCESS_EVENT
 from conexapi.models import Connection, ConnectionStatus, EventStatus, WebhookEvent, utcnow
+from conexapi.webhooks.inbox_sql import (
+    CONSTRAINT_FAILED,
+    as_text,
+    error_code,
+    insert_mariadb,
+    statement_refused,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -194,7 +197,7 @@ class InboxWriter:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
-            if len(batch) > 1 and connected and _refused(exc):
+            if len(batch) > 1 and connected and statement_refused(exc):
                 conn = None
                 for one in batch:
                     conn = await self._write_batch(conn, [one])
@@ -235,14 +238,14 @@ class InboxWriter:
         """Insert the rows whose key is new; (connector, key) → (id, status) of those."""
         if conn.dialect.name in ("mysql", "mariadb"):
             try:
-                return await _insert_mariadb(conn, rows)
+                return await insert_mariadb(conn, rows)
             except Exception as exc:
                 # One row's payload failed the JSON check (a batch that fails it is
                 # written again row by row): keep that body as text.
-                if len(rows) != 1 or _code(exc) != CONSTRAINT_FAILED:
+                if len(rows) != 1 or error_code(exc) != CONSTRAINT_FAILED:
                     raise
                 log.warning("inbox_payload_kept_as_text", events=1)
-                return await _insert_mariadb(conn, [_as_text(rows[0])])
+                return await insert_mariadb(conn, [as_text(rows[0])])
         result = await conn.execute(
             self._insert_ignoring_duplicates(conn).returning(
                 RAW_EVENTS_T.c.id,
@@ -337,7 +340,7 @@ class InboxWriter:
             refused = [r for r in refused if (r["connector"], r["dedupe_key"]) not in existing]
             if refused:
                 log.warning("inbox_payload_kept_as_text", events=len(refused))
-                created.update(await self._insert(conn, [_as_text(r) for r in refused]))
+                created.update(await self._insert(conn, [as_text(r) for r in refused]))
         results: list[InboxResult | Exception] = []
         to_enqueue: list[tuple[int, str | None]] = []
         dup_counts: dict[int, int] = {}
@@ -404,103 +407,6 @@ class InboxWriter:
                 )
         except Exception as exc:  # only bookkeeping: the sweeper tolerates a re-send
             log.warning("inbox_mark_queued_failed", error=str(exc))
-
-
-_INBOX_COLUMNS = (
-    "connector",
-    "dedupe_key",
-    "topic",
-    "resource",
-    "order_id",
-    "external_account_id",
-    "status",
-    "ignore_reason",
-    "payload",
-    "duplicate_count",
-    "correlation_id",
-    "received_at",
-)
-# Constant names; every value goes through the driver's escaping (see _insert_mariadb).
-_INSERT_MARIADB = (
-    f"INSERT IGNORE INTO {EVENTS_T.name} ({', '.join(_INBOX_COLUMNS)}) VALUES {{}} "  # noqa: S608
-    "RETURNING id, connector, dedupe_key, status"
-)
-
-
-async def _insert_mariadb(
-    conn: AsyncConnection, rows: list[dict[str, Any]]
-) -> dict[tuple[str, str], tuple[int, str]]:
-    """The batch's INSERT straight through the driver: its escaping, one statement.
-
-    The one statement of the product not compiled by SQLAlchemy, because it is the one
-    run for every notification: compiling and binding a multi-row insert through the
-    table cost a quarter of the endpoint's CPU. The columns and values are the same as
-    the SQLite path's (the inbox tests run both); times are naive UTC as ``UTCDateTime``
-    stores them, the payload the text received.
-    """
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
-    escape = driver.escape
-    values = []
-    for row in rows:
-        row = dict(row, received_at=row["received_at"].astimezone(UTC).replace(tzinfo=None))
-        row["status"] = str(row["status"])
-        values.append("(" + ",".join([escape(row[c]) for c in _INBOX_COLUMNS]) + ")")
-    cursor = None
-    try:
-        cursor = await driver.cursor()
-        await cursor.execute(_INSERT_MARIADB.format(",".join(values)))
-        found = await cursor.fetchall()
-    except Exception as exc:
-        if _link_lost(exc) or driver.closed:
-            # What SQLAlchemy does for the statements it runs: this connection is not
-            # used again, and the batch is not retried row by row.
-            await conn.invalidate()
-            raise LinkLost(str(exc)) from exc
-        raise
-    finally:
-        if cursor is not None:
-            with contextlib.suppress(Exception):
-                await cursor.close()
-    return {(connector, key): (int(id_), status) for id_, connector, key, status in found}
-
-
-class LinkLost(Exception):
-    """The database connection broke during the inbox's INSERT."""
-
-
-#: Errors for a connection that is gone: can't connect, server gone away, lost during
-#: the query, commands out of sync, lost during the handshake, connection killed,
-#: disconnected for inactivity.
-_LOST_LINK_CODES = frozenset({1927, 2003, 2006, 2013, 2014, 2055, 4031})
-
-
-def _link_lost(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | pymysql.err.InterfaceError | pymysql.err.InternalError):
-        return True  # InternalError: a broken packet stream, after which the driver closes
-    return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in _LOST_LINK_CODES
-
-
-#: MariaDB's "CONSTRAINT … failed" (the JSON column's validity check).
-CONSTRAINT_FAILED = 4025
-
-
-def _code(exc: BaseException) -> int | None:
-    """The server's or the client's error number (of the driver's error, if wrapped)."""
-    args = getattr(getattr(exc, "orig", None) or exc, "args", None)
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-def _as_text(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with its body kept as a JSON string: valid JSON whatever the body was."""
-    return row | {"payload": json.dumps({"raw": row["payload"]})}
-
-
-def _refused(exc: BaseException) -> bool:
-    """The statement was refused, by the database or the driver, and not for a lost link."""
-    if isinstance(exc, LinkLost):
-        return False
-    return not (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def _group(pairs: set[tuple[str, str]]) -> dict[str, list[str]]:

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.exceptions import HTTPException
 
-from conexapi.auth.ratelimit import AuthRateLimiter
 from conexapi.kit.resources import open_resources
 from conexapi.models import AuthSession, Role
 from conexapi.settings import Settings
@@ -237,8 +236,8 @@ async def test_limits_are_shared_through_redis(
     settings = settings_factory(redis_url=redis_url)
     first, second = await open_resources(settings), await open_resources(settings)
     try:
-        one = AuthRateLimiter.for_resources(first)
-        two = AuthRateLimiter.for_resources(second)
+        one = first.auth_limiter
+        two = second.auth_limiter
         assert one is not two
         await one.hit("2/minute", "login-ip", "10.0.0.9")
         await two.hit("2/minute", "login-ip", "10.0.0.9")

@@ -14,6 +14,7 @@ from conexapi.connections.errors import (
     ConnectionNotFound,
     ReauthRequired,
 )
+from conexapi.connections.rotation import rotate_keys
 from conexapi.connections.service import (
     disconnect,
     erp_credentials,
@@ -21,7 +22,6 @@ from conexapi.connections.service import (
     link_marketplace_account,
     mark_needs_reauth,
     open_tokens,
-    rotate_keys,
 )
 from conexapi.db import unit_of_work
 from conexapi.kit.crypto import DecryptionError, KeyRing, generate_key

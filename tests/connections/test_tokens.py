@@ -291,12 +291,11 @@ async def test_refresh_job_entry_point_uses_the_process_token_service(
     conn_settings: Settings, keys: KeyRing, auth_server: AuthServer, merchant_factory
 ) -> None:
     from conexapi.connections.tokens import get_token_service, refresh_expiring_tokens
-    from conexapi.integrations import integrations
     from conexapi.kit.resources import open_resources
 
     resources = await open_resources(conn_settings)
     try:
-        integrations(resources).marketplaces["mercadolibre"] = FakeMarketplace(auth_server)
+        resources.integrations.marketplaces["mercadolibre"] = FakeMarketplace(auth_server)
         merchant = await make_merchant(resources.sessionmaker)
         cid, _ = await linked_connection(
             resources.sessionmaker, keys, auth_server, merchant, "5001", utcnow()

@@ -150,7 +150,7 @@ async def test_commit_sends_the_job_after_the_row_is_committed(
         merchant = Merchant(name="Tienda", slug="tienda")
         session.add(merchant)
         await session.flush()
-        jobs.enqueue(session, "conexapi.test_job", merchant.id)
+        jobs.enqueue("conexapi.test_job", merchant.id)
         assert sender.sent == []  # held until the commit
     assert sender.sent == [jobs.Job("conexapi.test_job", (merchant.id,), None)]
     assert sender.visible == [True]
@@ -163,11 +163,52 @@ async def test_rollback_drops_the_job(sqlite_engine: AsyncEngine, sender: Checki
             merchant = Merchant(name="Tienda", slug="tienda")
             session.add(merchant)
             await session.flush()
-            jobs.enqueue(session, "conexapi.test_job", merchant.id)
+            jobs.enqueue("conexapi.test_job", merchant.id)
             raise RuntimeError("nope")
     assert sender.sent == []
     async with sessionmaker() as session:
         assert (await session.scalar(sa.select(sa.func.count()).select_from(Merchant))) == 0
+
+
+async def test_each_unit_of_work_keeps_its_own_jobs(
+    sqlite_engine: AsyncEngine, sender: CheckingSender
+) -> None:
+    """The buffer is per unit of work: an inner one that rolls back drops only its own
+    jobs, and two running side by side send only what each queued, each after its commit."""
+    sessionmaker = create_sessionmaker(sqlite_engine)
+    async with unit_of_work(sessionmaker) as session:
+        merchant = Merchant(name="Tienda", slug="tienda")
+        session.add(merchant)
+        await session.flush()
+        jobs.enqueue("conexapi.outer", merchant.id)
+        with pytest.raises(RuntimeError, match="inner"):
+            async with unit_of_work(sessionmaker):
+                jobs.enqueue("conexapi.inner", merchant.id)
+                raise RuntimeError("inner")
+        assert sender.sent == []
+    assert [job.name for job in sender.sent] == ["conexapi.outer"]
+
+    both = asyncio.Event()
+    started = 0
+
+    async def side(name: str) -> None:
+        nonlocal started
+        async with unit_of_work(sessionmaker):
+            jobs.enqueue(name, merchant.id)
+            started += 1
+            if started == 2:
+                both.set()
+            await asyncio.wait_for(both.wait(), timeout=60)
+
+    await asyncio.gather(side("conexapi.left"), side("conexapi.right"))
+    assert sorted(job.name for job in sender.sent[1:]) == ["conexapi.left", "conexapi.right"]
+
+
+def test_a_job_outside_a_unit_of_work_is_not_kept() -> None:
+    """Nothing would send it; it must not wait in a buffer for the next unit of work."""
+    jobs.enqueue("conexapi.stray", 1)
+    with jobs.buffered() as queued:
+        assert queued == []
 
 
 async def test_failed_commit_drops_the_job(
@@ -179,7 +220,7 @@ async def test_failed_commit_drops_the_job(
     with pytest.raises(sa.exc.IntegrityError):
         async with unit_of_work(sessionmaker) as session:
             session.add(Merchant(name="Second", slug="same"))  # unique slug: fails at commit
-            jobs.enqueue(session, "conexapi.test_job", 1)
+            jobs.enqueue("conexapi.test_job", 1)
     assert sender.sent == []
 
 
@@ -195,7 +236,7 @@ async def test_broker_failure_does_not_undo_the_commit(
         sessionmaker = create_sessionmaker(sqlite_engine)
         async with unit_of_work(sessionmaker) as session:
             session.add(Merchant(name="Tienda", slug="tienda"))
-            jobs.enqueue(session, "conexapi.test_job", 1)
+            jobs.enqueue("conexapi.test_job", 1)
     finally:
         jobs.set_sender(None)
     async with sessionmaker() as session:
@@ -220,7 +261,7 @@ async def test_a_deadlock_victim_is_run_again_from_the_start(
         merchant = Merchant(name="Tienda", slug="tienda")
         session.add(merchant)
         await session.flush()
-        jobs.enqueue(session, "conexapi.test_job", calls)
+        jobs.enqueue("conexapi.test_job", calls)
         if calls < 3:
             raise _lock_conflict(1213 if calls == 1 else 1205)
         return calls

@@ -48,7 +48,7 @@ def traced_app(app: FastAPI) -> FastAPI:
     @app.post("/_test/work")
     async def work(session: SessionDep) -> dict[str, str]:
         structlog.get_logger("test").info("doing_work", api_key="sk-live-123")
-        jobs.enqueue(session, "conexapi.test_job", 42)
+        jobs.enqueue("conexapi.test_job", 42)
         return {"ok": "yes"}
 
     return app
@@ -87,7 +87,7 @@ async def test_failed_request_sends_no_job(
 ) -> None:
     @app.post("/_test/fail")
     async def fail(session: SessionDep) -> None:
-        jobs.enqueue(session, "conexapi.test_job", 1)
+        jobs.enqueue("conexapi.test_job", 1)
         raise RuntimeError("after enqueue")
 
     response = await app_client.post("/_test/fail")

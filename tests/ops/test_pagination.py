@@ -14,15 +14,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from conexapi.kit.errors import AppError
-from conexapi.models import OrderSync
-from conexapi.ops.pagination import (
+from conexapi.kit.api.pagination import (
     SortKey,
     UtcDatetime,
     decode_cursor,
     encode_cursor,
     sort_key,
 )
+from conexapi.kit.errors import AppError
+from conexapi.models import OrderSync
 
 SORTS = [
     sort_key(name, {"id": OrderSync.id, "created_at": OrderSync.created_at})

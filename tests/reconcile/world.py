@@ -241,9 +241,7 @@ async def world(
             ML: httpx.ASGITransport(app=ml_app.app),
             SIIGO: httpx.ASGITransport(app=siigo_app.app),
         }
-        res = await open_resources(settings)
-        await res.http.aclose()
-        res.http = httpx.AsyncClient(mounts=mounts, timeout=30)
+        res = await open_resources(settings, mounts=mounts)
         try:
             async with (
                 httpx.AsyncClient(transport=mounts[ML], base_url=ML) as ml,

@@ -27,7 +27,7 @@ from conexapi.models import (
     SyncRun,
     utcnow,
 )
-from conexapi.ops.service import resume_waiting_orders
+from conexapi.sync.retries import resume_waiting_orders
 from conexapi.sync.service import get_or_create_order, request_sync
 from conexapi.sync.sweeper import sweep
 from connectors.models import Order

@@ -5,23 +5,23 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conexapi.auth.deps import Operator, Viewer
 from conexapi.auth.principal import Principal
 from conexapi.deps import ResourcesDep, SessionDep
+from conexapi.kit.api import idempotency
+from conexapi.kit.api.audit import Origin, record
+from conexapi.kit.api.openapi import COMMON_ERRORS
+from conexapi.kit.api.pagination import Page, UtcDatetime, paginate, sort_key
+from conexapi.kit.api.params import CursorQuery, IdPath, IdQuery, LimitQuery
+from conexapi.kit.api.scoping import load_order, load_run
 from conexapi.models import OrderState, OrderSync, Pipeline, RunStatus, SyncRun
-from conexapi.ops import idempotency, service
-from conexapi.ops.audit import Origin, record
-from conexapi.ops.openapi import COMMON_ERRORS
-from conexapi.ops.pagination import MAX_LIMIT, Page, UtcDatetime, paginate, sort_key
-from conexapi.ops.schemas import (
-    MAX_ID,
+from conexapi.sync import repository, retries
+from conexapi.sync.schemas import (
+    BulkRetryIn,
     BulkRetryResult,
     ErpDocument,
-    IdPath,
     OrderDetail,
     OrderOut,
     RetryResult,
@@ -29,23 +29,12 @@ from conexapi.ops.schemas import (
     RunOut,
     Skipped,
 )
-from conexapi.ops.scoping import load_order, load_run, orders_query, runs_query
 
 router = APIRouter(prefix="/api/v1", tags=["orders and runs"], responses=COMMON_ERRORS)
 
-IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-CursorQuery = Annotated[str | None, Query(max_length=512)]
 OrderSort = Literal["id", "-id", "created_at", "-created_at", "updated_at", "-updated_at"]
 RunSort = Literal["id", "-id", "created_at", "-created_at"]
 Trigger = Literal["webhook", "reconcile", "manual", "sweeper", "mapping"]
-
-_ORDER_SORTS = {
-    "id": OrderSync.id,
-    "created_at": OrderSync.created_at,
-    "updated_at": OrderSync.updated_at,
-}
-_RUN_SORTS = {"id": SyncRun.id, "created_at": SyncRun.created_at}
 
 
 # --- orders -------------------------------------------------------------------------------
@@ -65,22 +54,17 @@ async def list_orders(
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> Page[OrderOut]:
-    stmt = orders_query(principal)
-    if merchant_id is not None:
-        stmt = stmt.where(Pipeline.merchant_id == merchant_id)
-    if pipeline_id is not None:
-        stmt = stmt.where(OrderSync.pipeline_id == pipeline_id)
-    if state:
-        stmt = stmt.where(OrderSync.state.in_([s.value for s in state]))
-    if external_order_id is not None:
-        stmt = stmt.where(OrderSync.external_order_id == external_order_id)
-    if created_from is not None:
-        stmt = stmt.where(OrderSync.created_at >= created_from)
-    if created_to is not None:
-        stmt = stmt.where(OrderSync.created_at < created_to)
-    rows, nxt = await paginate(
-        session, stmt, OrderSync.id, sort_key(sort, _ORDER_SORTS), cursor, limit
+    stmt = repository.orders(
+        principal,
+        merchant_id=merchant_id,
+        pipeline_id=pipeline_id,
+        states=state,
+        external_order_id=external_order_id,
+        created_from=created_from,
+        created_to=created_to,
     )
+    sorting = sort_key(sort, repository.ORDER_SORTS)
+    rows, nxt = await paginate(session, stmt, OrderSync.id, sorting, cursor, limit)
     return Page[OrderOut](items=[OrderOut.model_validate(r) for r in rows], next_cursor=nxt)
 
 
@@ -91,9 +75,7 @@ async def list_orders(
 )
 async def get_order(order_id: IdPath, principal: Viewer, session: SessionDep) -> OrderDetail:
     order, pipeline = await load_order(session, principal, order_id)
-    runs = await session.scalars(
-        select(SyncRun).where(SyncRun.order_sync_id == order.id).order_by(SyncRun.id)
-    )
+    runs = await repository.runs_of_order(session, order.id)
     document = (
         ErpDocument(
             id=order.erp_document_id,
@@ -122,7 +104,7 @@ async def retry_order(
     order_id: IdPath, principal: Operator, session: SessionDep, request: Request
 ) -> RetryResult:
     order, pipeline = await load_order(session, principal, order_id, lock=True)
-    run = await service.retry_order(session, order)
+    run = await retries.retry_order(session, order)
     record(
         session,
         principal,
@@ -134,33 +116,6 @@ async def retry_order(
         details={"run_id": run.id},
     )
     return RetryResult(order=OrderOut.model_validate(order), run=RunOut.model_validate(run))
-
-
-class OrderFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    merchant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    pipeline_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    state: list[OrderState] | None = Field(
-        default=None,
-        max_length=20,
-        description="Default: failed, needs_attention, needs_reauth, needs_mapping, "
-        "retry_scheduled. Invoiced orders are always skipped.",
-    )
-    order_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
-        default=None, max_length=1000
-    )
-    external_order_ids: list[Annotated[str, Field(max_length=64)]] | None = Field(
-        default=None, max_length=1000
-    )
-    error_class: str | None = Field(default=None, max_length=32)
-    created_from: UtcDatetime | None = None
-    created_to: UtcDatetime | None = None
-
-
-class BulkRetryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    filter: OrderFilter = Field(default_factory=OrderFilter)
-    limit: int = Field(default=500, ge=1, le=1000)
 
 
 @router.post(
@@ -195,50 +150,37 @@ async def _retry_matching(
     request: Request,
 ) -> BulkRetryResult:
     f = body.filter
-    stmt = orders_query(principal).with_only_columns(OrderSync.id, Pipeline.merchant_id)
-    states = f.state or list(service.RETRYABLE_STATES)
-    stmt = stmt.where(OrderSync.state.in_([s.value for s in states]))
-    if f.merchant_id is not None:
-        stmt = stmt.where(Pipeline.merchant_id == f.merchant_id)
-    if f.pipeline_id is not None:
-        stmt = stmt.where(OrderSync.pipeline_id == f.pipeline_id)
-    if f.order_ids is not None:
-        stmt = stmt.where(OrderSync.id.in_(f.order_ids))
-    if f.external_order_ids is not None:
-        stmt = stmt.where(OrderSync.external_order_id.in_(f.external_order_ids))
-    if f.error_class is not None:
-        stmt = stmt.where(OrderSync.last_error_class == f.error_class)
-    if f.created_from is not None:
-        stmt = stmt.where(OrderSync.created_at >= f.created_from)
-    if f.created_to is not None:
-        stmt = stmt.where(OrderSync.created_at < f.created_to)
-    found = (await session.execute(stmt.order_by(OrderSync.id).limit(body.limit + 1))).all()
-    retried: list[RetryResult] = []
-    skipped: list[Skipped] = []
-    for order_id, merchant_id in found[: body.limit]:
-        order = await service.lock_order(session, order_id)
-        if order is None:
-            continue
-        reason = await service.why_not_retry(session, order)
-        if reason is None and order.state not in [s.value for s in states]:
-            reason = "state_changed"
-        if reason is not None:
-            skipped.append(Skipped(order_id=order_id, reason=reason))
-            continue
-        run = await service.retry_order(session, order)
-        retried.append(
-            RetryResult(order=OrderOut.model_validate(order), run=RunOut.model_validate(run))
-        )
+    states = f.state or list(retries.RETRYABLE_STATES)
+    found = await repository.retry_candidates(
+        session,
+        principal,
+        states,
+        limit=body.limit + 1,
+        merchant_id=f.merchant_id,
+        pipeline_id=f.pipeline_id,
+        order_ids=f.order_ids,
+        external_order_ids=f.external_order_ids,
+        error_class=f.error_class,
+        created_from=f.created_from,
+        created_to=f.created_to,
+    )
+    done, passed = await retries.retry_matching(session, found[: body.limit], states)
+    for one in done:
         record(
             session,
             principal,
             Origin.of(request),
             "order.retry",
             "order",
-            order.id,
-            merchant_id=merchant_id,
-            details={"run_id": run.id, "bulk": True, "idempotency_key": key},
+            one.order.id,
+            merchant_id=one.merchant_id,
+            details={"run_id": one.run.id, "bulk": True, "idempotency_key": key},
         )
+    retried = [
+        RetryResult(order=OrderOut.model_validate(one.order), run=RunOut.model_validate(one.run))
+        for one in done
+    ]
+    skipped = [Skipped(order_id=order_id, reason=reason) for order_id, reason in passed]
     result = BulkRetryResult(retried=retried, skipped=skipped, truncated=len(found) > body.limit)
     return result
 
@@ -263,29 +205,20 @@ async def list_runs(
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> Page[RunOut]:
-    stmt = runs_query(principal)
-    if status_:
-        stmt = stmt.where(SyncRun.status.in_([s.value for s in status_]))
-    if error_class is not None:
-        stmt = stmt.where(SyncRun.error_class == error_class)
-    if connection_id is not None:
-        stmt = stmt.where(
-            (Pipeline.source_connection_id == connection_id)
-            | (Pipeline.target_connection_id == connection_id)
-        )
-    if trigger is not None:
-        stmt = stmt.where(SyncRun.trigger == trigger)
-    if order_id is not None:
-        stmt = stmt.where(SyncRun.order_sync_id == order_id)
-    if pipeline_id is not None:
-        stmt = stmt.where(OrderSync.pipeline_id == pipeline_id)
-    if merchant_id is not None:
-        stmt = stmt.where(Pipeline.merchant_id == merchant_id)
-    if created_from is not None:
-        stmt = stmt.where(SyncRun.created_at >= created_from)
-    if created_to is not None:
-        stmt = stmt.where(SyncRun.created_at < created_to)
-    rows, nxt = await paginate(session, stmt, SyncRun.id, sort_key(sort, _RUN_SORTS), cursor, limit)
+    stmt = repository.runs(
+        principal,
+        statuses=status_,
+        error_class=error_class,
+        connection_id=connection_id,
+        trigger=trigger,
+        order_id=order_id,
+        pipeline_id=pipeline_id,
+        merchant_id=merchant_id,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    sorting = sort_key(sort, repository.RUN_SORTS)
+    rows, nxt = await paginate(session, stmt, SyncRun.id, sorting, cursor, limit)
     return Page[RunOut](items=[RunOut.model_validate(r) for r in rows], next_cursor=nxt)
 
 
@@ -321,9 +254,9 @@ async def retry_run(
     run_id: IdPath, principal: Operator, session: SessionDep, request: Request
 ) -> RetryResult:
     run, order, pipeline = await load_run(session, principal, run_id)
-    locked = await service.lock_order(session, order.id)
+    locked = await retries.lock_order(session, order.id)
     assert locked is not None
-    new_run = await service.retry_order(session, locked)
+    new_run = await retries.retry_order(session, locked)
     record(
         session,
         principal,

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, status
-from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import delete, select
+from pydantic import BaseModel, Field
 
 from conexapi.auth.deps import Operator, Viewer
 from conexapi.deps import SessionDep
-from conexapi.kit.errors import Conflict, NotFound, ValidationFailed
-from conexapi.models import (
-    Connection,
-    ConnectionStatus,
-    Mapping,
-    MappingKind,
-    Pipeline,
-    PipelineStatus,
-)
-from conexapi.ops import service
-from conexapi.ops.audit import Origin, record
-from conexapi.ops.openapi import COMMON_ERRORS
-from conexapi.ops.pagination import MAX_LIMIT, Page, paginate, sort_key
-from conexapi.ops.schemas import MAX_ID, IdPath
-from conexapi.ops.scoping import load_pipeline, merchant_clause
+from conexapi.kit.api.audit import Origin, record
+from conexapi.kit.api.openapi import COMMON_ERRORS
+from conexapi.kit.api.pagination import Page, paginate, sort_key
+from conexapi.kit.api.params import MAX_ID, CursorQuery, IdPath, IdQuery, LimitQuery
+from conexapi.kit.api.scoping import load_pipeline
+from conexapi.kit.errors import NotFound, ValidationFailed
+from conexapi.models import Mapping, MappingKind, Pipeline, PipelineStatus
+from conexapi.pipelines import repository
 from conexapi.pipelines import service as pipelines
+from conexapi.pipelines.csv_import import MAX_MAPPINGS, parse_mappings_csv
 from conexapi.pipelines.schemas import (
     MappingIn,
     MappingOut,
@@ -37,10 +28,6 @@ from conexapi.pipelines.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"], responses=COMMON_ERRORS)
-
-LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-CursorQuery = Annotated[str | None, Query(max_length=512)]
-MAX_MAPPINGS = 5000
 
 
 class PipelineUpdate(BaseModel):
@@ -74,19 +61,15 @@ def _audit(
 async def list_pipelines(
     principal: Viewer,
     session: SessionDep,
-    merchant_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    merchant_id: IdQuery = None,
     status_: Annotated[list[PipelineStatus] | None, Query(alias="status")] = None,
     sort: Literal["id", "-id", "created_at", "-created_at"] = "id",
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> Page[PipelineOut]:
-    stmt = select(Pipeline).where(merchant_clause(principal, Pipeline.merchant_id))
-    if merchant_id is not None:
-        stmt = stmt.where(Pipeline.merchant_id == merchant_id)
-    if status_:
-        stmt = stmt.where(Pipeline.status.in_([s.value for s in status_]))
-    sorts = {"id": Pipeline.id, "created_at": Pipeline.created_at}
-    rows, nxt = await paginate(session, stmt, Pipeline.id, sort_key(sort, sorts), cursor, limit)
+    stmt = repository.pipelines(principal, merchant_id=merchant_id, statuses=status_)
+    sorting = sort_key(sort, repository.PIPELINE_SORTS)
+    rows, nxt = await paginate(session, stmt, Pipeline.id, sorting, cursor, limit)
     return Page[PipelineOut](items=[PipelineOut.model_validate(r) for r in rows], next_cursor=nxt)
 
 
@@ -122,17 +105,9 @@ async def update_pipeline(
     request: Request,
 ) -> PipelineOut:
     pipeline = await load_pipeline(session, principal, pipeline_id)
-    changed: dict[str, Any] = {}
-    if data.name is not None and data.name != pipeline.name:
-        changed["name"] = {"from": pipeline.name, "to": data.name}
-        pipeline.name = data.name
-    if data.settings is not None:
-        new = data.settings.model_dump(mode="json")
-        if new != pipeline.settings:
-            changed["settings"] = {"from": pipeline.settings, "to": new}
-            pipeline.settings = new
+    settings = data.settings.model_dump(mode="json") if data.settings is not None else None
+    changed = await pipelines.update_pipeline(session, pipeline, data.name, settings)
     if changed:
-        await session.flush()
         _audit(request, principal, session, "pipeline.update", pipeline, **changed)
     return PipelineOut.model_validate(pipeline)
 
@@ -146,15 +121,7 @@ async def pause_pipeline(
     pipeline_id: IdPath, principal: Operator, session: SessionDep, request: Request
 ) -> PipelineOut:
     pipeline = await load_pipeline(session, principal, pipeline_id)
-    await session.refresh(pipeline, with_for_update=True)
-    if pipeline.status == PipelineStatus.stopped:
-        raise Conflict(
-            f"pipeline {pipeline.id} is stopped (a connection was unlinked).",
-            code="invalid_state",
-        )
-    if pipeline.status != PipelineStatus.paused:
-        pipeline.status = PipelineStatus.paused
-        await session.flush()
+    if await pipelines.pause_pipeline(session, pipeline):
         _audit(request, principal, session, "pipeline.pause", pipeline)
     return PipelineOut.model_validate(pipeline)
 
@@ -168,21 +135,8 @@ async def resume_pipeline(
     pipeline_id: IdPath, principal: Operator, session: SessionDep, request: Request
 ) -> PipelineOut:
     pipeline = await load_pipeline(session, principal, pipeline_id)
-    await session.refresh(pipeline, with_for_update=True)
-    if pipeline.status != PipelineStatus.active:
-        for conn_id in (pipeline.source_connection_id, pipeline.target_connection_id):
-            conn = await session.get(Connection, conn_id)
-            if conn is None or conn.status in (
-                ConnectionStatus.disconnected,
-                ConnectionStatus.needs_reauth,
-            ):
-                raise Conflict(
-                    f"connection {conn_id} must be linked again before the pipeline resumes.",
-                    code="connection_unusable",
-                )
-        pipeline.status = PipelineStatus.active
-        await session.flush()
-        started = await service.resume_waiting_orders(session, [pipeline.id])
+    started = await pipelines.resume_pipeline(session, pipeline)
+    if started is not None:
         _audit(request, principal, session, "pipeline.resume", pipeline, orders_started=started)
     return PipelineOut.model_validate(pipeline)
 
@@ -201,14 +155,9 @@ async def list_mappings(
     limit: LimitQuery = 100,
 ) -> Page[MappingOut]:
     await load_pipeline(session, principal, pipeline_id)
-    stmt = select(Mapping).where(Mapping.pipeline_id == pipeline_id)
-    if kind is not None:
-        stmt = stmt.where(Mapping.kind == kind)
-    if source_value is not None:
-        stmt = stmt.where(Mapping.source_value == source_value)
-    rows, nxt = await paginate(
-        session, stmt, Mapping.id, sort_key("id", {"id": Mapping.id}), cursor, limit
-    )
+    stmt = repository.mappings(pipeline_id, kind=kind, source_value=source_value)
+    sorting = sort_key("id", {"id": Mapping.id})
+    rows, nxt = await paginate(session, stmt, Mapping.id, sorting, cursor, limit)
     return Page[MappingOut](items=[MappingOut.model_validate(r) for r in rows], next_cursor=nxt)
 
 
@@ -260,10 +209,7 @@ async def delete_mapping(
     request: Request,
 ) -> None:
     pipeline = await load_pipeline(session, principal, pipeline_id)
-    mapping = await session.get(Mapping, mapping_id)
-    if mapping is None or mapping.pipeline_id != pipeline.id:
-        raise NotFound(f"mapping {mapping_id} not found.")
-    await session.execute(delete(Mapping).where(Mapping.id == mapping.id))
+    mapping = await pipelines.delete_mapping(session, pipeline, mapping_id)
     _audit(
         request,
         principal,
@@ -272,61 +218,6 @@ async def delete_mapping(
         pipeline,
         mapping={"kind": mapping.kind, "source_value": mapping.source_value},
     )
-
-
-_CSV_COLUMNS = ("kind", "source_value", "target_value")
-
-
-def parse_mappings_csv(raw: bytes) -> tuple[list[MappingIn], list[dict[str, Any]]]:
-    """The rows, and one error entry per bad row (``line`` is the file's line number)."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationFailed("The file is not UTF-8 text.", code="csv_invalid") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in reader.fieldnames or []]
-    if sorted(header) != sorted(_CSV_COLUMNS):
-        raise ValidationFailed(
-            "The first line must name the columns kind,source_value,target_value.",
-            code="csv_invalid",
-            details={"header": header[:10]},
-        )
-    reader.fieldnames = header
-    items: list[MappingIn] = []
-    errors: list[dict[str, Any]] = []
-    seen: dict[tuple[str, str], int] = {}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if None in row or any(v is None for v in row.values()):
-                errors.append({"line": line, "errors": ["wrong number of columns"]})
-                continue
-            try:
-                item = MappingIn(**{k: (row[k] or "").strip() for k in _CSV_COLUMNS})
-            except ValidationError as exc:
-                errors.append(
-                    {
-                        "line": line,
-                        "errors": [
-                            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                            for e in exc.errors()
-                        ],
-                    }
-                )
-                continue
-            key = (item.kind.value, item.source_value)
-            if key in seen:
-                errors.append({"line": line, "errors": [f"repeats line {seen[key]}"]})
-                continue
-            seen[key] = line
-            items.append(item)
-            if len(items) > MAX_MAPPINGS:
-                raise ValidationFailed(
-                    f"At most {MAX_MAPPINGS} mappings per file.", code="csv_invalid"
-                )
-    except csv.Error as exc:
-        raise ValidationFailed(f"The file is not valid CSV: {exc}.", code="csv_invalid") from None
-    return items, errors
 
 
 @router.post(
@@ -362,10 +253,7 @@ async def import_mappings(
             code="csv_invalid",
             details={"rows": errors[:500], "bad_rows": len(errors)},
         )
-    existing = {
-        (m.kind, m.source_value): m.target_value
-        for m in await session.scalars(select(Mapping).where(Mapping.pipeline_id == pipeline.id))
-    }
+    existing = await repository.mapping_targets(session, pipeline.id)
     created = sum(1 for i in items if (i.kind.value, i.source_value) not in existing)
     unchanged = sum(
         1 for i in items if existing.get((i.kind.value, i.source_value)) == i.target_value

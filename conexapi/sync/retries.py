@@ -1,4 +1,4 @@
-"""Ops actions that change the pipeline's course: retries, replays, pause and resume.
+"""Ops actions on orders: retry one, retry what a filter matches, resume what a pause held.
 
 Runs are never written here: every retry goes through ``request_sync``, which keeps one
 active run per order, and an order that has an invoice is never retried (the runner would
@@ -8,23 +8,14 @@ not invoice it twice either: the ERP call carries the order's idempotency key).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conexapi.kit import jobs
 from conexapi.kit.context import get_request_id
 from conexapi.kit.errors import Conflict
-from conexapi.kit.tasks import PROCESS_EVENT
-from conexapi.models import (
-    EventStatus,
-    OrderState,
-    OrderSync,
-    RunStatus,
-    SyncRun,
-    WebhookEvent,
-    utcnow,
-)
+from conexapi.models import OrderState, OrderSync, RunStatus, SyncRun
 from conexapi.sync.service import active_run, request_sync
 
 MANUAL = "manual"
@@ -77,20 +68,6 @@ async def lock_order(session: AsyncSession, order_id: int) -> OrderSync | None:
     return await session.get(OrderSync, order_id, with_for_update=True, populate_existing=True)
 
 
-async def replay_event(session: AsyncSession, event_id: int) -> WebhookEvent | None:
-    """Process an inbox event again, as if it had just arrived."""
-    event = await session.get(WebhookEvent, event_id, with_for_update=True, populate_existing=True)
-    if event is None:
-        return None
-    event.status = EventStatus.queued
-    event.ignore_reason = None
-    event.processed_at = None
-    event.last_error = None
-    event.enqueued_at = utcnow()
-    jobs.enqueue(session, PROCESS_EVENT, event.id)
-    return event
-
-
 async def resume_waiting_orders(session: AsyncSession, pipeline_ids: Sequence[int]) -> int:
     """Start the orders a pause left waiting (their last run ended ``waiting``)."""
     if not pipeline_ids:
@@ -120,3 +97,32 @@ async def resume_waiting_orders(session: AsyncSession, pipeline_ids: Sequence[in
         if await request_sync(session, order, MANUAL, correlation_id=get_request_id()):
             started += 1
     return started
+
+
+@dataclass(frozen=True)
+class Retried:
+    order: OrderSync
+    run: SyncRun
+    merchant_id: int
+
+
+async def retry_matching(
+    session: AsyncSession, candidates: Sequence[tuple[int, int]], states: Sequence[OrderState]
+) -> tuple[list[Retried], list[tuple[int, str]]]:
+    """Retry each (order id, merchant id) a bulk filter found, each under its row lock;
+    the ones that cannot be retried (any more) come back with the reason."""
+    retried: list[Retried] = []
+    skipped: list[tuple[int, str]] = []
+    wanted = [s.value for s in states]
+    for order_id, merchant_id in candidates:
+        order = await lock_order(session, order_id)
+        if order is None:
+            continue
+        reason = await why_not_retry(session, order)
+        if reason is None and order.state not in wanted:
+            reason = "state_changed"
+        if reason is not None:
+            skipped.append((order_id, reason))
+            continue
+        retried.append(Retried(order, await retry_order(session, order), merchant_id))
+    return retried, skipped

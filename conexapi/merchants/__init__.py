@@ -1,0 +1,1 @@
+"""Merchants: the tenants every pipeline, connection and user belongs to."""
