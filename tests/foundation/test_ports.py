@@ -161,4 +161,4 @@ def test_demo_takes_free_ports_in_place_of_configured_ones_that_are_taken(
         f"cannot listen on 127.0.0.1:{siigo_port}: address already in use; siigo uses port"
         in output
     )
-    assert "one per order: yes" in output
+    assert "one per paid order: yes" in output
