@@ -33,6 +33,7 @@ from sqlalchemy.engine import URL, make_url
 from conexapi.kit import jobs
 from conexapi.migrate import upgrade
 from conexapi.settings import Environment, Settings
+from tests.support.jobs import RecordingSender
 
 MARIADB_ENV = "CONEXAPI_TEST_MARIADB_URL"
 REDIS_ENV = "CONEXAPI_TEST_REDIS_URL"
@@ -223,16 +224,6 @@ def migrated_db() -> Callable[[str], Awaitable[str]]:
 # --- the application -------------------------------------------------------------------
 
 
-class RecordingSender:
-    """A job sender that keeps what it was asked to send."""
-
-    def __init__(self) -> None:
-        self.jobs: list[jobs.Job] = []
-
-    async def send(self, batch: list[jobs.Job]) -> None:
-        self.jobs.extend(batch)
-
-
 @pytest.fixture
 def sent_jobs() -> Iterator[list[jobs.Job]]:
     """The jobs sent after commits during the test (installs a recording sender)."""
@@ -265,7 +256,7 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            from tests.auth.support import register
+            from tests.support.auth import register
 
-            register(client, app)  # tests.auth.support.admin_headers(client) finds the app
+            register(client, app)  # tests.support.auth.admin_headers(client) finds the app
             yield client

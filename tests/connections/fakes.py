@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from conexapi.connections.service import link_marketplace_account
 from conexapi.db import unit_of_work
 from conexapi.kit.crypto import KeyRing
-from conexapi.models import Connection
+from conexapi.models import Connection, Merchant
 from conexapi.models.base import utcnow
 from connectors.base import InboundRequest, MarketplaceConnector
 from connectors.errors import AuthError
@@ -163,3 +163,14 @@ async def load(sm: async_sessionmaker[AsyncSession], connection_id: int) -> Conn
         conn = await session.get(Connection, connection_id)
         assert conn is not None
         return conn
+
+
+_slugs = itertools.count(1)
+
+
+async def make_merchant(sm: async_sessionmaker[AsyncSession], name: str = "Tienda") -> int:
+    async with unit_of_work(sm) as session:
+        merchant = Merchant(name=name, slug=f"m-{next(_slugs)}-{id(sm) % 10000}")
+        session.add(merchant)
+        await session.flush()
+        return merchant.id

@@ -373,3 +373,20 @@ async def post_invoice(
         content=wire.dumps(body),
         headers={**sent, "Content-Type": "application/json"},
     )
+
+
+def invoice_json(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "id": "63f918c2-ca65-4edc-a7db-66bcdd5159fb",
+        "document": {"id": 24446},
+        "number": 22,
+        "name": "FV-2-22",
+        "date": "2030-05-01",
+        "customer": {"id": "c1", "identification": "13832081", "branch_office": 0},
+        "seller": 629,
+        "total": 2546.05,
+        "stamp": {"status": "Accepted"},
+        "metadata": {"created": "2030-05-01T17:00:00.000Z", "last_updated": None},
+    }
+    data.update(overrides)
+    return data

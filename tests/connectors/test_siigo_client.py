@@ -26,7 +26,7 @@ from connectors.models import (
 from connectors.siigo import connector as siigo_spec
 from connectors.siigo import factory
 from connectors.siigo.erp import SiigoConnector
-from tests.connectors.siigo_fixtures import blueprint_draft
+from tests.connectors.siigo_fixtures import blueprint_draft, invoice_json
 
 BASE = "https://api.siigo.test"
 CREDS = ErpCredentials(username="api@empresa.example", access_key=SecretStr("secret-key"))
@@ -56,23 +56,6 @@ class RecordingLimiter:
 
     async def push_back(self, key: str, seconds: float) -> None:
         self.pushed.append((key, seconds))
-
-
-def invoice_json(**overrides: Any) -> dict[str, Any]:
-    data = {
-        "id": "63f918c2-ca65-4edc-a7db-66bcdd5159fb",
-        "document": {"id": 24446},
-        "number": 22,
-        "name": "FV-2-22",
-        "date": "2030-05-01",
-        "customer": {"id": "c1", "identification": "13832081", "branch_office": 0},
-        "seller": 629,
-        "total": 2546.05,
-        "stamp": {"status": "Accepted"},
-        "metadata": {"created": "2030-05-01T17:00:00.000Z", "last_updated": None},
-    }
-    data.update(overrides)
-    return data
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from conexapi.app import create_app
 from conexapi.kit.docs import inline_script_hashes
 from conexapi.kit.security import DATA_POLICY
 from conexapi.settings import Settings
-from tests.auth.support import admin_headers
+from tests.support.auth import admin_headers
 
 EVERYWHERE = {
     "x-content-type-options": "nosniff",
@@ -58,7 +58,7 @@ async def served(
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            from tests.auth.support import register
+            from tests.support.auth import register
 
             register(client, app)
             yield app, client

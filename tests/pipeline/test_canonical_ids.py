@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from conexapi.demo import APP_ID, SELLER_ID
-from tests.pipeline.harness import PAID_ONLY, running_stack, settled
+from tests.support.ids import APP_ID, PAID_ONLY, SELLER_ID
+from tests.support.stack import running_stack, settled
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.slow]
 

@@ -25,12 +25,13 @@ from asgi_lifespan import LifespanManager
 from celery.worker import state as worker_state
 
 from conexapi import app as app_module
-from conexapi.demo import SELLER_ID, demo_api_key, orders_by_state, seed
 from conexapi.migrate import upgrade
 from conexapi.serving import free_port
 from conexapi.settings import Settings
 from connectors.registry import all_connectors
-from tests.pipeline.harness import ROOT, ThreadedServer, base_settings, settings_env
+from tests.support.ids import SELLER_ID
+from tests.support.seed import admin_api_key, orders_by_state, seed
+from tests.support.stack import ROOT, ThreadedServer, base_settings, settings_env
 
 PAID_ONLY = {"cancelled_rate": 0.0, "pending_rate": 0.0, "partially_paid_rate": 0.0}
 EMBEDDED_THREAD = "conexapi-embedded-worker"
@@ -84,7 +85,7 @@ async def test_conexapi_api_without_redis_invoices_the_orders_it_is_notified_of(
             httpx.AsyncClient(
                 base_url=api_url,
                 timeout=60,
-                headers={"Authorization": f"Bearer {await demo_api_key(settings)}"},
+                headers={"Authorization": f"Bearer {await admin_api_key(settings)}"},
             ) as api,
             httpx.AsyncClient(base_url=ml_srv.url, timeout=60) as ml,
             httpx.AsyncClient(base_url=siigo_srv.url, timeout=60) as siigo,

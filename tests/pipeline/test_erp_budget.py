@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.harness import Stack, running_stack
+from tests.support.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ async def test_a_flooded_test_company_is_paced_at_its_own_budget(
         orders=ORDERS,
         mix=PAID_ONLY,
         worker_count=2,  # two processes, two runs at a time each
-        # The company is linked in test mode (``conexapi.demo.link_accounts``); the
+        # The company is linked in test mode (``tests.support.seed.link_accounts``); the
         # product-wide default stays a production company's 100.
         siigo_mode="test",
         siigo_rate_window_seconds=WINDOW,

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from conexapi.demo import APP_ID, SELLER_ID, UNMAPPED_SKU
 from conexapi.serving import free_port
-from tests.pipeline.harness import PAID_ONLY, Stack, by_key, running_stack, settled
+from tests.support.ids import APP_ID, PAID_ONLY, SELLER_ID, UNMAPPED_SKU
+from tests.support.stack import Stack, by_key, running_stack, settled
 from workers.celery_app import create_celery
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.slow]

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from conexapi.kit import jobs
 from conexapi.models import WebhookEvent
 from conexapi.sync.sweeper import SweepReport, sweep
-from tests.pipeline.harness import Stack, running_stack
+from tests.support.stack import Stack, running_stack
 from workers.celery_app import QUEUE, create_celery
 from workers.sender import CelerySender
 

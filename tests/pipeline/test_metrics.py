@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.pipeline.harness import Stack, running_stack
+from tests.support.stack import Stack, running_stack
 
 PAID_ONLY = {"cancelled_rate": 0.0, "pending_rate": 0.0, "partially_paid_rate": 0.0}
 SUCCEEDED = {"status": "succeeded", "error_class": ""}

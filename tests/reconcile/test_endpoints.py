@@ -23,8 +23,8 @@ from conexapi.reconcile.report import BUILD_REPORT, build_report, colombia_date
 from conexapi.reconcile.rules import sale_day
 from conexapi.reconcile.service import reconcile_pipeline
 from connectors.mercadolibre.mapping import map_order
-from tests.conftest import RecordingSender
-from tests.reconcile.world import World, world
+from tests.support.jobs import RecordingSender
+from tests.support.world import World, world
 
 
 class Api:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from conexapi.models import OrderSync, SyncCursor, SyncRun
 from conexapi.reconcile.report import colombia_date
-from tests.pipeline.harness import Stack, running_stack, settings_env
+from tests.support.stack import Stack, running_stack, settings_env
 from workers.celery_app import create_celery
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.slow]

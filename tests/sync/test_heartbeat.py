@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import select, update
 
 from conexapi.db import unit_of_work
-from conexapi.demo import SELLER_ID
 from conexapi.kit import jobs
 from conexapi.models import EventStatus, RunStatus, SyncRun, WebhookEvent
 from conexapi.models.base import database_utcnow
@@ -24,7 +23,8 @@ from conexapi.sync import runner
 from conexapi.sync.runner import execute_run
 from conexapi.sync.service import EXECUTE_RUN, ingest_event
 from conexapi.sync.sweeper import sweep
-from tests.reconcile.world import World, world
+from tests.support.ids import SELLER_ID
+from tests.support.world import World, world
 
 DATABASES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 

@@ -24,7 +24,6 @@ from sqlalchemy import func, select
 
 from conexapi.connections.service import link_erp_account, link_marketplace_account
 from conexapi.db import unit_of_work
-from conexapi.demo import APP_ID, SELLER_ID, SIIGO_USER, SKUS
 from conexapi.kit.resources import Resources, open_resources
 from conexapi.migrate import upgrade
 from conexapi.models import Mapping, Merchant, OrderSync, Pipeline, SyncRun
@@ -33,11 +32,10 @@ from conexapi.sync.context import SyncContext
 from conexapi.sync.runner import execute_run
 from connectors.models import AccountProfile, ErpCredentials, TokenSet
 from connectors.registry import all_connectors
+from tests.support.ids import ACCESS_KEY, APP_ID, PAID_ONLY, SELLER_ID, SIIGO_USER, SKUS
 
 ML = "http://ml.sandbox"
 SIIGO = "http://siigo.sandbox"
-ACCESS_KEY = "ZGVtby1hY2Nlc3Mta2V5"
-PAID_ONLY = {"cancelled_rate": 0.0, "pending_rate": 0.0, "partially_paid_rate": 0.0}
 
 
 @dataclass

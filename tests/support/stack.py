@@ -25,12 +25,13 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 
-from conexapi.demo import APP_ID, SELLER_ID, DemoSetup, demo_api_key, orders_by_state, seed
 from conexapi.kit.resources import Resources, open_resources
 from conexapi.migrate import upgrade
 from conexapi.serving import free_port
 from conexapi.settings import Environment, Settings
 from connectors.registry import all_connectors
+from tests.support.ids import APP_ID, SELLER_ID
+from tests.support.seed import PipelineSetup, admin_api_key, orders_by_state, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -182,7 +183,7 @@ class Stack:
     api_url: str
     workers: Workers | None
     res: Resources
-    setup: DemoSetup | None = None
+    setup: PipelineSetup | None = None
     api_server: ThreadedServer | None = None
 
     async def sweep(self) -> None:
@@ -394,7 +395,7 @@ async def running_stack(
             httpx.AsyncClient(
                 base_url=api_srv.url,
                 timeout=60,
-                headers={"Authorization": f"Bearer {await demo_api_key(settings)}"},
+                headers={"Authorization": f"Bearer {await admin_api_key(settings)}"},
             ) as api,
             httpx.AsyncClient(base_url=ml_srv.url, timeout=60) as ml,
             httpx.AsyncClient(base_url=siigo_srv.url, timeout=60) as siigo,
@@ -430,7 +431,6 @@ async def running_stack(
 
 # --- order states and counts shared by the pipeline tests --------------------------------
 
-PAID_ONLY = {"cancelled_rate": 0.0, "pending_rate": 0.0, "partially_paid_rate": 0.0}
 DONE = {"invoiced", "closed", "needs_mapping", "needs_attention", "failed"}
 
 
