@@ -40,6 +40,10 @@ REDIS_ENV = "CONEXAPI_TEST_REDIS_URL"
 REQUIRE_ENV = "CONEXAPI_REQUIRE_SERVICES"
 
 _SERVICE_FIXTURES = {"mariadb_url": "mariadb", "redis_url": "redis"}
+#: A test that uses one of these (directly or through another fixture) works on a database
+#: or files of its own, so it is not a pure unit test (``make test-fast`` leaves it out).
+_NOT_UNIT_FIXTURES = {"sqlite_url", "mariadb_url", "redis_url", "tmp_path", "tmp_path_factory"}
+_NOT_UNIT_MARKS = ("mariadb", "redis", "slow", "integration")
 
 
 def services_required() -> bool:
@@ -84,9 +88,17 @@ def _service_problem(service: str) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
         for fixture, mark in _SERVICE_FIXTURES.items():
-            if fixture in getattr(item, "fixturenames", ()):
+            if fixture in fixtures:
                 item.add_marker(getattr(pytest.mark, mark))
+        # ``unit`` (``make test-fast``): no service, database, server, process or files.
+        # Decided here from fixtures and marks, so a new test is classed without anyone
+        # remembering to; a module that builds such things by hand says ``integration``.
+        if not fixtures & _NOT_UNIT_FIXTURES and not any(
+            item.get_closest_marker(mark) for mark in _NOT_UNIT_MARKS
+        ):
+            item.add_marker(pytest.mark.unit)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -23,6 +23,8 @@ from tests.connectors.ml_fixtures import (
     ml_settings,
 )
 
+pytestmark = pytest.mark.integration
+
 
 def _listening_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
