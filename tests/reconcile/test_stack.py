@@ -1,5 +1,5 @@
 """Reconcile, reports and backfill as production runs them: MariaDB, Redis, worker processes,
-the API and both sandboxes on localhost ports (``tests/pipeline/harness.py``)."""
+the API and both sandboxes on localhost ports (``tests/support/stack.py``)."""
 
 from __future__ import annotations
 

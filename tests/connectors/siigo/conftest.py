@@ -1,7 +1,7 @@
-"""Fixtures shared by the connector tests."""
+"""Fixtures shared by the Siigo connector tests."""
 
-# --- Siigo (fixtures live in siigo_fixtures.py) ---------------------------------------
-from tests.connectors.siigo_fixtures import (
+# --- Siigo (fixtures live in fixtures.py) ---------------------------------------------
+from tests.connectors.siigo.fixtures import (
     siigo_account,
     siigo_harness,
     siigo_headers,

@@ -15,7 +15,7 @@ from connectors.base import NoLimit
 from connectors.errors import TransientError
 from connectors.mercadolibre import connector as spec
 from connectors.mercadolibre import factory
-from tests.connectors.ml_fixtures import (
+from tests.connectors.mercadolibre.fixtures import (
     CLIENT_ID,
     CLIENT_SECRET,
     REDIRECT_URI,

@@ -20,7 +20,7 @@ from connectors.errors import AuthError, DataError, TransientError
 from connectors.mercadolibre import MercadoLibreConnector, factory
 from connectors.mercadolibre.mapping import map_order
 from connectors.models import Order, OrderStatus
-from tests.connectors.ml_fixtures import CLIENT_ID, REDIRECT_URI, ml_settings
+from tests.connectors.mercadolibre.fixtures import CLIENT_ID, REDIRECT_URI, ml_settings
 
 API = "https://api.mercadolibre.com"
 TOKEN = "APP_USR-test-token"

@@ -12,7 +12,7 @@ from conexapi.settings import Environment, Settings
 from connectors.base import build
 from connectors.models import ErpCredentials
 from connectors.siigo import connector as siigo_spec
-from tests.connectors.siigo_fixtures import blueprint_draft, invoice_json
+from tests.connectors.siigo.fixtures import blueprint_draft, invoice_json
 
 BASE = "https://api.siigo.test"
 CREDS = ErpCredentials(username="api@empresa.example", access_key=SecretStr("secret-key"))

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from connectors.siigo import wire
-from tests.connectors.siigo_fixtures import (
+from tests.connectors.siigo.fixtures import (
     SiigoAccount,
     SiigoSandbox,
     code_of,

@@ -15,7 +15,7 @@ from connectors.base import InboundRequest, NoLimit
 from connectors.errors import InvalidNotification
 from connectors.mercadolibre import MercadoLibreConnector, factory
 from connectors.mercadolibre.mapping import parse_time
-from tests.connectors.ml_fixtures import CLIENT_ID, WEBHOOK_TOKEN, ml_settings
+from tests.connectors.mercadolibre.fixtures import CLIENT_ID, WEBHOOK_TOKEN, ml_settings
 
 ORDER_BODY: dict[str, Any] = {
     "resource": "/orders/2195160686",

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from connectors.errors import AuthError, DataError, TransientError
-from tests.connectors.ml_fixtures import (
+from tests.connectors.mercadolibre.fixtures import (
     CLIENT_ID,
     CLIENT_SECRET,
     OTHER_SELLER_ID,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.errors import InvalidNotification
-from tests.connectors.ml_fixtures import (
+from tests.connectors.mercadolibre.fixtures import (
     CALLBACK_URL,
     CLIENT_ID,
     SELLER_ID,

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from conexapi.kit.ratelimit import RedisRateLimiter
 from connectors.base import NoLimit
 from connectors.errors import RateLimited
-from tests.connectors.siigo_fixtures import SiigoSandbox
+from tests.connectors.siigo.fixtures import SiigoSandbox
 
 pytestmark = pytest.mark.redis
 

@@ -26,7 +26,7 @@ from connectors.models import (
 from connectors.siigo import connector as siigo_spec
 from connectors.siigo import factory
 from connectors.siigo.erp import SiigoConnector
-from tests.connectors.siigo_fixtures import blueprint_draft, invoice_json
+from tests.connectors.siigo.fixtures import blueprint_draft, invoice_json
 
 BASE = "https://api.siigo.test"
 CREDS = ErpCredentials(username="api@empresa.example", access_key=SecretStr("secret-key"))

@@ -9,7 +9,7 @@ import pytest
 from connectors.errors import DataError
 from connectors.models import Address, CustomerSpec, InvoiceItem, InvoicePayment
 from connectors.siigo.schemas import customer_body, invoice_body, siigo_id_type
-from tests.connectors.siigo_fixtures import blueprint_draft
+from tests.connectors.siigo.fixtures import blueprint_draft
 
 
 def test_customer_body_for_a_person() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connectors.errors import TransientError
-from tests.connectors.siigo_fixtures import (
+from tests.connectors.siigo.fixtures import (
     PARTNER_ID,
     SiigoAccount,
     SiigoSandbox,

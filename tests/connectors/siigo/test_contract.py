@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.connectors.contract_erp import ErpContract, ErpHarness
-from tests.connectors.siigo_fixtures import SiigoHarness
+from tests.connectors.siigo.fixtures import SiigoHarness
 
 
 class TestSiigoContract(ErpContract):

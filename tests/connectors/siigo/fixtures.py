@@ -1,5 +1,5 @@
 """Fixtures for the Siigo connector's tests: an in-process sandbox, a connector pointed at
-it, and the ERP contract harness. Registered in ``tests/connectors/conftest.py``."""
+it, and the ERP contract harness. Registered in ``tests/connectors/siigo/conftest.py``."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from connectors.base import build
 from connectors.mercadolibre import MercadoLibreConnector
 from connectors.registry import get_connector
 from tests.connectors.contract_marketplace import MarketplaceContract
-from tests.connectors.ml_fixtures import MLEnv, ml_env, ml_settings
+from tests.connectors.mercadolibre.fixtures import MLEnv, ml_env, ml_settings
 
 
 class TestMercadoLibreContract(MarketplaceContract):

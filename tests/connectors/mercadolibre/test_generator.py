@@ -11,7 +11,7 @@ import pytest
 
 from connectors.mercadolibre.sandbox.generator import DEFAULT_CATALOGUE, iva_inclusive
 from connectors.models import OrderStatus
-from tests.connectors.ml_fixtures import SELLER_ID, MLEnv, ml_env
+from tests.connectors.mercadolibre.fixtures import SELLER_ID, MLEnv, ml_env
 
 WINDOW = {"start": "2026-03-01T00:00:00Z", "end": "2026-03-02T00:00:00Z"}
 

@@ -2,7 +2,7 @@
 and scraped, with the API's, by the Prometheus configuration the compose file runs.
 
 That a real worker serves the runs its children finish is shown end to end in
-``tests/pipeline/test_metrics.py``.
+``tests/e2e/test_metrics.py``.
 """
 
 from __future__ import annotations
