@@ -1,4 +1,4 @@
-"""The whole product on this machine, as production runs it, for the pipeline tests.
+"""The whole product on this machine, as production runs it, for the end-to-end tests.
 
 Sandboxes and the API are served by uvicorn on free localhost ports (threads of the test
 process); workers are real ``conexapi worker`` processes on Redis and MariaDB, or the
@@ -429,7 +429,7 @@ async def running_stack(
         siigo_srv.stop()
 
 
-# --- order states and counts shared by the pipeline tests --------------------------------
+# --- order states and counts shared by the end-to-end tests ------------------------------
 
 DONE = {"invoiced", "closed", "needs_mapping", "needs_attention", "failed"}
 
