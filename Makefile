@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format docs up down bench clean
+.PHONY: help install run test test-fast lint format docs up down bench clean
 
 help:
 	@echo "make run     start ConexAPI on this machine (SQLite, no Redis needed)"
 	@echo "make test    run the test suite"
+	@echo "make test-fast  the pure unit tests only (no services, servers or processes; seconds)"
 	@echo "make lint    ruff (lint + format check), mypy and the dead-code check (vulture)"
 	@echo "make format  apply ruff's fixes and formatting"
 	@echo "make up      start the production shape with docker compose"
@@ -38,6 +39,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The inner loop: tests tests/conftest.py marks ``unit`` (no MariaDB, Redis, SQLite file,
+# server or process); `make test` before pushing.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m unit -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -33,12 +33,17 @@ from sqlalchemy.engine import URL, make_url
 from conexapi.kit import jobs
 from conexapi.migrate import upgrade
 from conexapi.settings import Environment, Settings
+from tests.support.jobs import RecordingSender
 
 MARIADB_ENV = "CONEXAPI_TEST_MARIADB_URL"
 REDIS_ENV = "CONEXAPI_TEST_REDIS_URL"
 REQUIRE_ENV = "CONEXAPI_REQUIRE_SERVICES"
 
 _SERVICE_FIXTURES = {"mariadb_url": "mariadb", "redis_url": "redis"}
+#: A test that uses one of these (directly or through another fixture) works on a database
+#: or files of its own, so it is not a pure unit test (``make test-fast`` leaves it out).
+_NOT_UNIT_FIXTURES = {"sqlite_url", "mariadb_url", "redis_url", "tmp_path", "tmp_path_factory"}
+_NOT_UNIT_MARKS = ("mariadb", "redis", "slow", "integration")
 
 
 def services_required() -> bool:
@@ -83,9 +88,17 @@ def _service_problem(service: str) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
         for fixture, mark in _SERVICE_FIXTURES.items():
-            if fixture in getattr(item, "fixturenames", ()):
+            if fixture in fixtures:
                 item.add_marker(getattr(pytest.mark, mark))
+        # ``unit`` (``make test-fast``): no service, database, server, process or files.
+        # Decided here from fixtures and marks, so a new test is classed without anyone
+        # remembering to; a module that builds such things by hand says ``integration``.
+        if not fixtures & _NOT_UNIT_FIXTURES and not any(
+            item.get_closest_marker(mark) for mark in _NOT_UNIT_MARKS
+        ):
+            item.add_marker(pytest.mark.unit)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -223,16 +236,6 @@ def migrated_db() -> Callable[[str], Awaitable[str]]:
 # --- the application -------------------------------------------------------------------
 
 
-class RecordingSender:
-    """A job sender that keeps what it was asked to send."""
-
-    def __init__(self) -> None:
-        self.jobs: list[jobs.Job] = []
-
-    async def send(self, batch: list[jobs.Job]) -> None:
-        self.jobs.extend(batch)
-
-
 @pytest.fixture
 def sent_jobs() -> Iterator[list[jobs.Job]]:
     """The jobs sent after commits during the test (installs a recording sender)."""
@@ -265,7 +268,7 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            from tests.auth.support import register
+            from tests.support.auth import register
 
-            register(client, app)  # tests.auth.support.admin_headers(client) finds the app
+            register(client, app)  # tests.support.auth.admin_headers(client) finds the app
             yield client

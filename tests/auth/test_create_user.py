@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conexapi.settings import Settings
-from tests.auth.support import login
+from tests.support.auth import login
 
 
 def _cli(db_url: str, *args: str, password: str | None) -> subprocess.CompletedProcess[str]:

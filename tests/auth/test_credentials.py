@@ -14,7 +14,7 @@ from sqlalchemy import select
 from conexapi.auth import tokens
 from conexapi.models import ApiKey, AuditEntry, Merchant, Role, utcnow
 from conexapi.settings import Settings
-from tests.auth.support import PASSWORD, bearer, login, make_key, make_user, sessions_of
+from tests.support.auth import PASSWORD, bearer, login, make_key, make_user, sessions_of
 
 
 async def _merchant(client: httpx.AsyncClient, slug: str = "tienda") -> int:

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from conexapi.kit.resources import open_resources
 from conexapi.models import AuthSession, Role
 from conexapi.settings import Settings
-from tests.auth.support import (
+from tests.support.auth import (
     PASSWORD,
     bearer,
     make_key,

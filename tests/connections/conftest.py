@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -13,11 +12,10 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conexapi.db import create_engine, create_sessionmaker, unit_of_work
+from conexapi.db import create_engine, create_sessionmaker
 from conexapi.kit.crypto import KeyRing, generate_key
-from conexapi.models import Merchant
 from conexapi.settings import Settings
-from tests.connections.fakes import AuthServer
+from tests.connections.fakes import AuthServer, make_merchant
 from tests.connections.flow import (
     CALLBACK,
     ML_CLIENT_ID,
@@ -53,17 +51,6 @@ async def sessionmaker(conn_settings: Settings) -> AsyncIterator[async_sessionma
         yield create_sessionmaker(engine)
     finally:
         await engine.dispose()
-
-
-_slugs = itertools.count(1)
-
-
-async def make_merchant(sm: async_sessionmaker[AsyncSession], name: str = "Tienda") -> int:
-    async with unit_of_work(sm) as session:
-        merchant = Merchant(name=name, slug=f"m-{next(_slugs)}-{id(sm) % 10000}")
-        session.add(merchant)
-        await session.flush()
-        return merchant.id
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conexapi.models import Connection
-from tests.auth.support import admin_headers, scoped_headers
 from tests.connections.sandboxes import admin
+from tests.support.auth import admin_headers, scoped_headers
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -23,6 +23,9 @@ LINK = "http://testserver/oauth/mercadolibre/start?"
 RETURN_ORIGIN = "https://merchant.example"
 SELLER = 468424240
 RETURN_TO = f"{RETURN_ORIGIN}/settings/connections?tab=ml"
+#: A Siigo company's API user and access key.
+USERNAME = "api@tienda.com.co"
+ACCESS_KEY = "NDllMzI0NmEtNjExZC00NGM3LWE3OTQtMWUyNTNlZWU0ZTM0OkosU2MwLD4xQ08="
 
 
 async def new_merchant(client: httpx.AsyncClient, slug: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ from conexapi.db import unit_of_work
 from conexapi.kit.crypto import KeyRing
 from conexapi.models import OAuthState
 from conexapi.models.base import utcnow
-from tests.auth.support import admin_headers
 from tests.connections.flow import (
     RETURN_ORIGIN,
     RETURN_TO,
@@ -25,6 +24,7 @@ from tests.connections.flow import (
     start,
     token_requests,
 )
+from tests.support.auth import admin_headers
 
 
 def page(response: httpx.Response, code: str) -> str:

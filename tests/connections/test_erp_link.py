@@ -12,11 +12,14 @@ from conexapi.kit.crypto import KeyRing
 from conexapi.settings import Settings
 from connectors.base import NoLimit
 from connectors.siigo import factory as siigo_factory
-from tests.connections.flow import Sessions, count_connections, new_merchant
+from tests.connections.flow import (
+    ACCESS_KEY,
+    USERNAME,
+    Sessions,
+    count_connections,
+    new_merchant,
+)
 from tests.connections.sandboxes import admin
-
-USERNAME = "api@tienda.com.co"
-ACCESS_KEY = "NDllMzI0NmEtNjExZC00NGM3LWE3OTQtMWUyNTNlZWU0ZTM0OkosU2MwLD4xQ08="
 
 
 def auth_calls(siigo: str) -> list[dict[str, object]]:

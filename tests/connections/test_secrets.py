@@ -23,8 +23,10 @@ from conexapi.settings import Settings
 from connectors.base import NoLimit
 from connectors.mercadolibre import factory as ml_factory
 from tests.connections.flow import (
+    ACCESS_KEY,
     ML_CLIENT_SECRET,
     RETURN_TO,
+    USERNAME,
     Sessions,
     callback,
     consent,
@@ -34,7 +36,6 @@ from tests.connections.flow import (
     start,
 )
 from tests.connections.sandboxes import admin
-from tests.connections.test_erp_link import ACCESS_KEY, USERNAME
 
 
 @pytest.fixture

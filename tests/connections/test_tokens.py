@@ -29,8 +29,13 @@ from conexapi.models.base import utcnow
 from conexapi.settings import Settings
 from connectors.errors import TransientError
 from connectors.models import AccountProfile, TokenSet
-from tests.connections.conftest import make_merchant
-from tests.connections.fakes import AuthServer, FakeMarketplace, linked_connection, load
+from tests.connections.fakes import (
+    AuthServer,
+    FakeMarketplace,
+    linked_connection,
+    load,
+    make_merchant,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 

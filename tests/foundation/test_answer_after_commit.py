@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conexapi.models import Merchant
-from tests.auth.support import admin_headers, register, sessions_of
+from tests.support.auth import admin_headers, register, sessions_of
 
 
 async def test_a_commit_that_fails_is_never_answered_201(

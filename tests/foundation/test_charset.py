@@ -27,7 +27,7 @@ from conexapi.db import create_engine, create_sessionmaker
 from conexapi.migrate import charset_problem, upgrade
 from conexapi.models import Connection, Merchant, OrderSync, Pipeline, WebhookEvent
 from conexapi.settings import Settings
-from tests.webhooks.support import link_seller
+from tests.support.webhooks import link_seller
 
 pytestmark = pytest.mark.mariadb
 

@@ -24,6 +24,8 @@ from conexapi.migrate import (
 from conexapi.models import Base, Connection, Merchant, OrderSync, Pipeline, SyncRun
 from conexapi.settings import Settings
 
+pytestmark = pytest.mark.integration
+
 BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 
 

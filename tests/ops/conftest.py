@@ -3,8 +3,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.auth.support import sessions_of
 from tests.ops.world import World, seed_world
+from tests.support.auth import sessions_of
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ endpoint is covered (or fails here) without anyone remembering to add it."""
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Any
 
 import httpx
@@ -13,21 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from conexapi.models import AuditEntry, SyncRun
-from tests.auth.support import sessions_of
+from tests.ops.operations import ADMIN_ONLY, SELF, admin_only, request_body
 from tests.ops.world import Tenant, World, all_items
-
-#: Operations about the caller itself, not about any merchant's objects.
-SELF = {"/api/v1/auth/token", "/api/v1/auth/logout", "/api/v1/auth/me"}
-#: Admin-only: an operator is refused before anything is looked up.
-ADMIN_ONLY = re.compile(r"^/api/v1/(users|api-keys)(/|$)")
-
-
-def admin_only(method: str, path: str) -> bool:
-    writes_merchants = method != "get" and re.match(r"^/api/v1/merchants(/\{merchant_id\})?$", path)
-    return bool(ADMIN_ONLY.match(path) or writes_merchants)
-
-
-CSV = "kind,source_value,target_value\nsku,SKU-9,P-9\n"
+from tests.support.auth import sessions_of
 
 
 def _ids(t: Tenant) -> dict[str, int]:
@@ -40,26 +27,6 @@ def _ids(t: Tenant) -> dict[str, int]:
         "event_id": t.event_id,
         "mapping_id": t.mapping_id,
     }
-
-
-def _body(method: str, path: str) -> dict[str, Any]:
-    if path == "/api/v1/connections/{connector}":
-        return {"json": {"username": "someone@siigo.co", "access_key": "0123456789"}}
-    if path.endswith("/mappings/import"):
-        return {"content": CSV}
-    bodies: dict[tuple[str, str], Any] = {
-        ("put", "/api/v1/pipelines/{pipeline_id}/mappings"): [
-            {"kind": "sku", "source_value": "SKU-9", "target_value": "P-9"}
-        ],
-        ("patch", "/api/v1/pipelines/{pipeline_id}"): {"name": "renamed"},
-        ("patch", "/api/v1/merchants/{merchant_id}"): {"name": "renamed"},
-        ("post", "/api/v1/pipelines/{pipeline_id}/reports"): {"day": date.today().isoformat()},
-    }
-    if (method, path) in bodies:
-        return {"json": bodies[(method, path)]}
-    if method in ("post", "put", "patch"):
-        return {"json": {}}
-    return {}
 
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str]]:
@@ -94,7 +61,7 @@ async def test_objects_of_another_merchant_are_not_found(
             url = path.replace("{connector}", "siigo" if method == "post" else "mercadolibre")
             sent = {**headers, "X-Merchant-Id": str(world.b.merchant_id)}
         response = await app_client.request(
-            method.upper(), url, headers=sent, **_body(method, path)
+            method.upper(), url, headers=sent, **request_body(method, path)
         )
         expected = 403 if admin_only(method, path) else 404
         assert response.status_code == expected, (method, path, response.text)

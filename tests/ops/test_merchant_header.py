@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from conexapi.db import unit_of_work
 from conexapi.models import AuditEntry, ReconciliationReport, SyncRun
-from tests.auth.support import sessions_of
-from tests.ops.test_isolation import SELF, _body, admin_only
+from tests.ops.operations import SELF, admin_only, request_body
 from tests.ops.world import Tenant, World, all_items
+from tests.support.auth import sessions_of
 
 HEADER = "x-merchant-id"
 
@@ -151,7 +151,7 @@ async def test_another_merchants_objects_are_not_found_when_one_is_named(
     for method, path in operations:
         url = re.sub(r"\{(\w+)\}", lambda m: str(b_ids[m.group(1)]), path)
         response = await app_client.request(
-            method.upper(), url, headers=a_named, **_body(method, path)
+            method.upper(), url, headers=a_named, **request_body(method, path)
         )
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["error"]["code"] == "not_found"

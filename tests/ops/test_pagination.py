@@ -80,6 +80,7 @@ def test_any_bytes(raw: bytes, sort: SortKey) -> None:
     check(b64(raw), sort)
 
 
+@pytest.mark.slow  # 1,500 examples: seconds of CPU, out of make test-fast's inner loop
 @settings(max_examples=1500, deadline=None)
 @given(SORT_NAMES, JSON, ROW_IDS, SORT)
 @example("-created_at", "abc", 5, SORTS[3])

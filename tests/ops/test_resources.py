@@ -14,8 +14,8 @@ from conexapi.db import unit_of_work
 from conexapi.kit import jobs
 from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import OrderState, OrderSync, RunStatus, SyncRun
-from tests.auth.support import sessions_of
 from tests.ops.world import World, all_items
+from tests.support.auth import sessions_of
 
 
 async def _more_orders(client: httpx.AsyncClient, pipeline_id: int, n: int) -> None:

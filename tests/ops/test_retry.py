@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from conexapi.kit import jobs
 from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import RunStatus, SyncRun
-from tests.auth.support import sessions_of
 from tests.ops.world import World
+from tests.support.auth import sessions_of
 
 MIX = ["failed", "invoiced", "in_progress"]
 

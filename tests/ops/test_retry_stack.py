@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from conexapi.models import OrderState
-from tests.pipeline.harness import DONE, PAID_ONLY, by_key, running_stack, settled
+from tests.support.ids import PAID_ONLY
+from tests.support.stack import DONE, by_key, running_stack, settled
 
 ALL_STATES = [s.value for s in OrderState]
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from conexapi.models import AuditEntry, SyncRun
-from tests.auth.support import sessions_of
 from tests.ops.world import World
+from tests.support.auth import sessions_of
 
 CSV = "kind,source_value,target_value\nsku,SKU-7,P-7\n"
 

@@ -20,7 +20,7 @@ from conexapi.db import create_engine, create_sessionmaker
 from conexapi.migrate import upgrade
 from conexapi.settings import Environment, Settings
 from tests.ops.world import seed_world
-from tests.pipeline.harness import ThreadedServer
+from tests.support.stack import ThreadedServer
 
 MAX_EXAMPLES = 30
 

@@ -22,7 +22,7 @@ from conexapi.models import (
     SyncRun,
     WebhookEvent,
 )
-from tests.auth.support import Sessions, bearer, make_key
+from tests.support.auth import Sessions, bearer, make_key
 
 SETTINGS = {
     "document_type_id": "24446",

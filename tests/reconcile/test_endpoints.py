@@ -26,8 +26,8 @@ from conexapi.reconcile.service import reconcile_pipeline
 from conexapi.sync.days import local_date
 from connectors.colombia.zone import TIME_ZONE
 from connectors.mercadolibre.mapping import map_order
-from tests.conftest import RecordingSender
-from tests.reconcile.world import World, world
+from tests.support.jobs import RecordingSender
+from tests.support.world import World, world
 
 
 class Api:

@@ -13,7 +13,7 @@ from conexapi.models import Connection, ConnectionStatus, Pipeline, SyncCursor, 
 from conexapi.reconcile.backfill import backfill
 from conexapi.reconcile.service import reconcile_pipeline
 from conexapi.sync.service import get_or_create_order, request_sync
-from tests.reconcile.world import world
+from tests.support.world import world
 
 
 async def test_reconcile_finds_every_order_and_invoices_each_once(tmp_path: Path) -> None:

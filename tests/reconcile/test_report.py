@@ -18,7 +18,7 @@ from conexapi.sync.days import local_date
 from conexapi.sync.mapping import paid_for_goods_and_shipping
 from connectors.colombia.zone import TIME_ZONE
 from connectors.mercadolibre.mapping import map_order
-from tests.reconcile.world import ACCESS_KEY, SIIGO_USER, World, world
+from tests.support.world import ACCESS_KEY, SIIGO_USER, World, world
 
 
 async def siigo_post_invoice(w: World, body: dict[str, Any]) -> dict[str, Any]:

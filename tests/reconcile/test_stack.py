@@ -1,5 +1,5 @@
 """Reconcile, reports and backfill as production runs them: MariaDB, Redis, worker processes,
-the API and both sandboxes on localhost ports (``tests/pipeline/harness.py``)."""
+the API and both sandboxes on localhost ports (``tests/support/stack.py``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from conexapi.models import OrderSync, SyncCursor, SyncRun
 from conexapi.sync.days import local_date
 from connectors.colombia.zone import TIME_ZONE
-from tests.pipeline.harness import Stack, running_stack, settings_env
+from tests.support.stack import Stack, running_stack, settings_env
 from workers.celery_app import create_celery
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.slow]

@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import select, update
 
 from conexapi.db import unit_of_work
-from conexapi.demo import SELLER_ID
 from conexapi.kit import jobs
 from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import EventStatus, RunStatus, SyncRun, WebhookEvent
@@ -25,7 +24,8 @@ from conexapi.sync import runner
 from conexapi.sync.runner import execute_run
 from conexapi.sync.service import ingest_events
 from conexapi.sync.sweeper import sweep
-from tests.reconcile.world import World, world
+from tests.support.ids import SELLER_ID
+from tests.support.world import World, world
 
 DATABASES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 

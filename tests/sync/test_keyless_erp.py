@@ -14,8 +14,8 @@ from conexapi.db import unit_of_work
 from conexapi.models import OrderState, OrderSync, RunStatus, SyncRun, utcnow
 from conexapi.sync.service import get_or_create_order, request_sync
 from conexapi.sync.sweeper import sweep
-from tests.connections.fakes import KeylessErp
-from tests.reconcile.world import World, world
+from tests.support.erp import KeylessErp
+from tests.support.world import World, world
 
 
 def keyless(w: World) -> KeylessErp:

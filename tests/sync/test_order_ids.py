@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from conexapi.db import unit_of_work
-from conexapi.demo import SELLER_ID
 from conexapi.models import EventStatus, OrderState, WebhookEvent
 from conexapi.sync.runner import process_events
 from connectors.models import Order
-from tests.reconcile.world import World, world
+from tests.support.ids import SELLER_ID
+from tests.support.world import World, world
 
 
 async def _event(w: World, order_id: str, dedupe_key: str) -> int:

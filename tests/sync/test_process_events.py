@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from conexapi.db import unit_of_work
-from conexapi.demo import SELLER_ID
 from conexapi.models import EventStatus, OrderState, WebhookEvent
 from conexapi.sync.runner import process_events
-from tests.reconcile.world import World, world
+from tests.support.ids import SELLER_ID
+from tests.support.world import World, world
 
 
 async def _inbox(w: World, order_ids: list[str]) -> list[int]:

@@ -31,7 +31,7 @@ from conexapi.sync.retries import resume_waiting_orders
 from conexapi.sync.service import get_or_create_order, request_sync
 from conexapi.sync.sweeper import sweep
 from connectors.models import Order
-from tests.reconcile.world import World, world
+from tests.support.world import World, world
 
 
 async def notified(w: World, order_id: str) -> int:

@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from conexapi.db import create_engine, create_sessionmaker
 from conexapi.models import WebhookEvent
 from conexapi.settings import Settings
-from tests.webhooks.support import link_seller
-from tests.webhooks.test_webhook_endpoint import APP_ID, SELLER, note
+from tests.support.webhooks import APP_ID, SELLER, link_seller, note
 
 
 @pytest.fixture

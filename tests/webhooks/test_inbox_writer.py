@@ -17,7 +17,7 @@ from conexapi.kit.jsondepth import MAX_DEPTH
 from conexapi.models import WebhookEvent
 from conexapi.settings import Settings
 from conexapi.webhooks.inbox import InboxItem, InboxWriter
-from tests.webhooks.support import link_seller
+from tests.support.webhooks import link_seller
 
 #: Quotes, backslashes, a NUL, non-ASCII and an attempt at closing the statement.
 NASTY = "it's \\ \"quoted\" \x00 ñandú 🎉 '); DROP TABLE webhook_events; -- %s {}"

@@ -12,8 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from conexapi.settings import Settings
-from tests.webhooks.support import link_seller
-from tests.webhooks.test_webhook_endpoint import APP_ID, SELLER, note
+from tests.support.webhooks import APP_ID, SELLER, link_seller, note
 
 MERCADOLIBRE = "54.88.218.97"
 PROXY = "10.1.2.3"

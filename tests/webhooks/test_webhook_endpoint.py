@@ -9,7 +9,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,10 +21,7 @@ from conexapi.kit.jsondepth import MAX_DEPTH
 from conexapi.kit.tasks import PROCESS_EVENT
 from conexapi.models import EventStatus, WebhookEvent
 from conexapi.settings import Settings
-from tests.webhooks.support import link_seller
-
-APP_ID = "5503910054141466"
-SELLER = 468424240
+from tests.support.webhooks import APP_ID, SELLER, link_seller, note
 
 
 @pytest.fixture
@@ -57,21 +53,6 @@ def nested(levels: int) -> Any:
     for level in range(levels):
         value = [value] if level % 2 else {"k": value}
     return value
-
-
-def note(**changes: Any) -> dict[str, Any]:
-    now = datetime.now(UTC).isoformat()
-    body = {
-        "resource": "/orders/2000003508419013",
-        "user_id": SELLER,
-        "topic": "orders_v2",
-        "application_id": int(APP_ID),
-        "attempts": 1,
-        "sent": now,
-        "received": now,
-    }
-    body.update(changes)
-    return body
 
 
 async def events(settings: Settings) -> list[WebhookEvent]:
