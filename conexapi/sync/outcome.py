@@ -15,7 +15,7 @@ from enum import StrEnum
 from conexapi.models import Connection, ConnectionStatus, OrderState, RunStatus
 from conexapi.sync.mapping import BuyerIncomplete, MappingMissing
 from conexapi.sync.policy import Decision
-from connectors.errors import ConnectorError, DataError, TransientError
+from connectors.errors import BudgetExhausted, ConnectorError, DataError, TransientError
 from connectors.models import Invoice, Order
 
 
@@ -35,6 +35,9 @@ class ErrorClass(StrEnum):
     internal = "internal"
     #: The pipeline is paused or stopped: the run waits, its order is left as it is.
     paused = "paused"
+    #: The ERP company's request budget had no slot soon enough: nothing was sent, and the
+    #: run waits in the database for the slot. Neither an attempt nor a failure.
+    budget = "budget"
 
 
 #: What each connector error class does to the order and its run (ARCHITECTURE: "errors
@@ -215,6 +218,16 @@ class Outcome:
                 ErrorClass.transient,
                 "billing_info_pending",
                 str(exc),
+            )
+        if isinstance(exc, BudgetExhausted):
+            # Nothing was sent: the run waits in the database for the budget, not in a slot.
+            return cls(
+                OrderState.retry_scheduled,
+                RunStatus.waiting,
+                ErrorClass.budget,
+                exc.code,
+                str(exc),
+                retry_after=exc.retry_after,
             )
         if isinstance(exc, ConnectorError):
             # The class the client gave the failure decides everything; an unclassified

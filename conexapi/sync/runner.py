@@ -34,7 +34,7 @@ from conexapi.sync.context import ReauthRequired, SyncContext
 from conexapi.sync.days import pipeline_zone
 from conexapi.sync.exactly_once import create_once
 from conexapi.sync.mapping import MappingMissing
-from conexapi.sync.outcome import EXPECTED_ERRORS, Outcome
+from conexapi.sync.outcome import EXPECTED_ERRORS, ErrorClass, Outcome
 from conexapi.sync.policy import decide
 from conexapi.sync.service import backoff, request_sync
 from connectors.base import MarketplaceConnector
@@ -120,7 +120,14 @@ async def _finish(ctx: SyncContext, c: Claimed, out: Outcome, upstream: list[str
             return
         # Only a retry has a next attempt (an order that gave up keeps none of the last one).
         order.next_attempt_at = None
-        if out.state is OrderState.retry_scheduled:
+        if out.error_class is ErrorClass.budget:
+            # A wait for the company's budget is neither an attempt nor a failure: no give-up,
+            # no exponential back-off; a little spread so the waiting runs don't all come back
+            # at the same instant.
+            order.attempts = max(order.attempts - 1, 0)
+            wait = (out.retry_after or 0.0) * (1 + random.random() / 10)
+            order.next_attempt_at = now + timedelta(seconds=wait)
+        elif out.state is OrderState.retry_scheduled:
             settings = c.settings
             age = now - order.created_at
             if age > timedelta(hours=settings.max_retry_hours):

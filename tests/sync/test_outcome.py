@@ -62,6 +62,7 @@ def test_error_classes_keep_the_strings_stored_and_filtered_on_today() -> None:
         "mapping",
         "internal",
         "paused",
+        "budget",  # a wait for the ERP company's request budget (neither attempt nor failure)
     }
 
 
