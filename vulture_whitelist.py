@@ -24,6 +24,7 @@ _.created_by_user_id  # models/auth.py API keys
 _.processed_at  # models/sync.py WebhookEvent
 _.finished_at  # models/sync.py SyncRun
 _.upstream_request_ids  # models/sync.py SyncRun
+_.error_message  # models/sync.py SyncRun
 _.last_error_code  # models/sync.py OrderSync
 _.last_error_message  # models/sync.py OrderSync
 _.active_order_sync_id  # models/sync.py: its UNIQUE index is the point, never read

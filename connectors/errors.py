@@ -55,6 +55,15 @@ class TransientError(ConnectorError):
         self.retry_after = retry_after
 
 
+class BudgetExhausted(TransientError):
+    """The account's request budget has no slot soon enough: nothing was sent, and the run
+    goes back to the database until ``retry_after`` instead of sleeping in a worker slot.
+    Not a failure and not an attempt."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after, code="rate_budget")
+
+
 class RateLimited(TransientError):
     """The service refused the call for exceeding its rate limit (HTTP 429 or its own
     code for it). Transient like any other; the client that sees it also pushes the

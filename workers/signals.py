@@ -40,6 +40,7 @@ def _preload(**_: Any) -> None:
     import conexapi.connections.tokens
     import conexapi.reconcile.housekeeping
     import conexapi.reconcile.report
+    import conexapi.sync.batch
     import conexapi.sync.context
     import conexapi.sync.runner
     import conexapi.sync.sweeper  # noqa: F401

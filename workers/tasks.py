@@ -49,10 +49,10 @@ def process_event(self: Task, *event_ids: int) -> None:
 
     The API sends the events of one inbox commit together; each event has its own unit of
     work, and the runs they produce share this process's loop (see
-    ``conexapi.sync.runner.process_events``).
+    ``conexapi.sync.batch.process_events``).
     """
+    from conexapi.sync.batch import process_events
     from conexapi.sync.context import SyncContext
-    from conexapi.sync.runner import process_events
 
     info = self.request.delivery_info
     # Unknown (an eager call, another broker): assume the worst.
@@ -76,22 +76,24 @@ def process_event(self: Task, *event_ids: int) -> None:
 def execute_run(self: Task, run_id: int) -> str:
     """Claim and run one sync run. A run still held by a live worker is tried again after
     the heartbeat timeout (a redelivery after that worker died takes it over then)."""
+    from conexapi.models import RunStatus
+    from conexapi.sync.claim import NotClaimed
     from conexapi.sync.context import SyncContext
     from conexapi.sync.runner import execute_run as run_it
 
-    async def _run(res: Resources) -> str:
+    async def _run(res: Resources) -> RunStatus | NotClaimed:
         return await run_it(SyncContext.of(res), run_id)
 
     runtime = get_runtime()
     result = runtime.run(_run)
     if (
-        result == "busy"
+        result is NotClaimed.busy
         and self.request.delivery_info
         and self.request.delivery_info.get("redelivered")
     ):
         timeout = runtime.settings.run_heartbeat_timeout_seconds
         raise self.retry(countdown=min(timeout + 1, runtime.settings.broker_visibility_timeout))
-    return result
+    return str(result)
 
 
 @app.task(name=tasks.SWEEP, ignore_result=True, expires=60)

@@ -69,7 +69,7 @@ async def sweep(res: Resources) -> SweepReport:
     report = SweepReport()
     received_grace = now - timedelta(seconds=max(s_.sweeper_interval_seconds / 2, 2))
     queued_lost = now - timedelta(seconds=s_.queued_event_requeue_seconds)
-    # On the clock heartbeats are written with (see runner._heartbeat).
+    # On the clock heartbeats are written with (see claim.heartbeat).
     stale = database_utcnow(res.engine.dialect.name, s_.run_heartbeat_timeout_seconds)
     forgotten = now - timedelta(seconds=s_.queued_run_requeue_seconds)
 

@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from conexapi.kit.ratelimit import LocalRateLimiter, RedisRateLimiter
+from connectors.errors import BudgetExhausted
 from connectors.models import RateBudget
 from tests.kit.limiter_procs import acquire_with_skewed_clock
 
@@ -140,3 +141,43 @@ async def test_the_embedded_limiter_pushes_back_a_request_already_waiting() -> N
     pushed_until = loop.time() + 2.5
     await asyncio.wait_for(waiting, 60)
     assert loop.time() >= pushed_until - 0.05
+
+
+def _limiters(redis: Redis | None) -> list[LocalRateLimiter | RedisRateLimiter]:
+    made: list[LocalRateLimiter | RedisRateLimiter] = [LocalRateLimiter(max_wait=5.0)]
+    if redis is not None:
+        made.append(RedisRateLimiter(redis, prefix=f"t{secrets.token_hex(3)}:", max_wait=5.0))
+    return made
+
+
+async def test_a_slot_further_than_max_wait_is_refused_and_the_schedule_not_moved(
+    redis: Redis,
+) -> None:
+    # Two requests a minute: the second slot is about a minute away, far past max_wait.
+    budget = RateBudget(requests=2, window_seconds=60.0)
+    for limiter in _limiters(redis):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await limiter.acquire("company", budget)
+        with pytest.raises(BudgetExhausted) as first:
+            await limiter.acquire("company", budget)
+        with pytest.raises(BudgetExhausted) as second:
+            await limiter.acquire("company", budget)
+        # Refused at once, never slept on, and the wait is the whole interval both times:
+        # a refusal reserves nothing, so runs that bounce never push the schedule later.
+        assert loop.time() - started < 5.0
+        assert first.value.code == "rate_budget"
+        assert first.value.retry_after is not None and second.value.retry_after is not None
+        assert 40.0 < first.value.retry_after <= 70.0
+        assert abs(second.value.retry_after - first.value.retry_after) < 1.0
+        # Another account is untouched.
+        await limiter.acquire("other", budget)
+
+
+async def test_a_long_push_back_sends_the_caller_back_instead_of_sleeping(redis: Redis) -> None:
+    budget = RateBudget(requests=100, window_seconds=60.0)
+    for limiter in _limiters(redis):
+        await limiter.push_back("company", 3600.0)  # a Retry-After of an hour
+        with pytest.raises(BudgetExhausted) as refused:
+            await asyncio.wait_for(limiter.acquire("company", budget), 10)
+        assert refused.value.retry_after is not None and refused.value.retry_after > 3500

@@ -20,7 +20,7 @@ from conexapi.kit import jobs
 from conexapi.kit.tasks import EXECUTE_RUN
 from conexapi.models import EventStatus, RunStatus, SyncRun, WebhookEvent
 from conexapi.models.base import database_utcnow
-from conexapi.sync import runner
+from conexapi.sync import claim, runner
 from conexapi.sync.runner import execute_run
 from conexapi.sync.service import ingest_events
 from conexapi.sync.sweeper import sweep
@@ -152,6 +152,8 @@ async def test_a_live_run_is_never_taken_over_even_with_its_worker_clock_behind_
     def worker_clock() -> datetime:
         return real_utcnow() + _SKEW.get()
 
+    # The claim and the record of the run's end are where a worker reads its own clock.
+    monkeypatch.setattr(claim, "utcnow", worker_clock)
     monkeypatch.setattr(runner, "utcnow", worker_clock)
     # A short timeout, so the run lasts several times longer than it.
     async with world(tmp_path, mariadb_url, run_heartbeat_timeout_seconds=6.0) as w:

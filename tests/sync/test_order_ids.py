@@ -9,7 +9,7 @@ import pytest
 
 from conexapi.db import unit_of_work
 from conexapi.models import EventStatus, OrderState, WebhookEvent
-from conexapi.sync.runner import process_events
+from conexapi.sync.batch import process_events
 from connectors.models import Order
 from tests.support.ids import SELLER_ID
 from tests.support.world import World, world

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from conexapi.db import unit_of_work
 from conexapi.models import EventStatus, OrderState, WebhookEvent
-from conexapi.sync.runner import process_events
+from conexapi.sync.batch import process_events
 from tests.support.ids import SELLER_ID
 from tests.support.world import World, world
 
@@ -63,7 +63,7 @@ async def test_a_job_takes_the_waiting_events_only_when_asked(tmp_path: Path) ->
 async def test_a_job_that_fails_to_ingest_hands_its_events_back_to_the_sweeper(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conexapi.sync import runner
+    from conexapi.sync import batch
 
     async with world(tmp_path) as w:
         order_ids = await w.generate(2, seed=12)
@@ -72,7 +72,7 @@ async def test_a_job_that_fails_to_ingest_hands_its_events_back_to_the_sweeper(
         async def broken(*args: Any, **kwargs: Any) -> list[int]:
             raise RuntimeError("database trouble")
 
-        monkeypatch.setattr(runner, "ingest_events", broken)
+        monkeypatch.setattr(batch, "ingest_events", broken)
         with pytest.raises(RuntimeError):
             await process_events(w.ctx, event_ids, concurrency=3, take_more_for=0)
         # Back to "received": the sweeper's next pass sends them again (a "queued" one

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,9 @@ import pytest
 from sqlalchemy import select, update
 
 from conexapi.db import unit_of_work
+from conexapi.kit import ratelimit
 from conexapi.models import (
+    Connection,
     OrderState,
     OrderSync,
     Pipeline,
@@ -337,3 +340,58 @@ async def test_transient_failures_give_up_after_max_retry_hours(tmp_path: Path) 
         await make_due(w, oid)  # even with a stale date, a failed order is not retried
         assert (await sweep(w.res)).retries_started == 0
         assert await w.queued_runs() == []
+
+
+async def set_erp_budget(w: World, requests_per_minute: int) -> None:
+    async with unit_of_work(w.res.sessionmaker) as s:
+        pipeline = await s.get(Pipeline, w.pipeline_id)
+        assert pipeline is not None
+        await s.execute(
+            update(Connection)
+            .where(Connection.id == pipeline.target_connection_id)
+            .values(requests_per_minute=requests_per_minute)
+        )
+
+
+async def test_a_run_without_budget_goes_back_to_the_database_not_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with world(tmp_path) as w:
+        [oid] = await w.generate(1, seed=41)
+        # Two requests a minute for the company (its connection's own budget): a run's second
+        # Siigo call has no slot for about a minute, far past the longest wait in a slot.
+        await set_erp_budget(w, 2)
+        await notified(w, oid)
+        assert await w.run_queued() == 1
+
+        order, runs = await order_and_runs(w, oid)
+        assert order.state == OrderState.retry_scheduled
+        assert order.attempts == 0  # a wait for the budget is not an attempt...
+        assert [(r.status, r.error_class, r.error_code) for r in runs] == [
+            (RunStatus.waiting, "budget", "rate_budget")  # ...nor a failure
+        ]
+        assert order.next_attempt_at is not None
+        wait = (order.next_attempt_at - utcnow()).total_seconds()
+        assert 30 < wait < 90, wait  # when the budget has a slot, not an exponential back-off
+        assert await w.invoice_posts() == Counter()
+
+        # Due again before the budget has a slot: back to the database again, still no attempt.
+        await make_due(w, oid)
+        assert (await sweep(w.res)).retries_started == 1
+        assert await w.run_queued() == 1
+        order, runs = await order_and_runs(w, oid)
+        assert (order.state, order.attempts, len(runs)) == (OrderState.retry_scheduled, 0, 2)
+        assert await w.invoice_posts() == Counter()
+
+        # Two minutes later (the embedded limiter's clock moved on) with the company's budget
+        # raised, as an operator does per connection: the run goes through, the invoice once.
+        real_monotonic = time.monotonic
+        monkeypatch.setattr(ratelimit.time, "monotonic", lambda: real_monotonic() + 120.0)
+        await set_erp_budget(w, 100_000)
+        await make_due(w, oid)
+        assert (await sweep(w.res)).retries_started == 1
+        assert await w.run_queued() == 1
+        await invoiced_once(w, oid)
+        assert await w.invoice_posts() == Counter({f"ML{oid}": 1})
+        order, _ = await order_and_runs(w, oid)
+        assert order.attempts == 1
