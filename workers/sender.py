@@ -58,7 +58,7 @@ class RedisSender:
     What kombu's Redis transport does for a message published to the default exchange
     with the queue's name as routing key and priority 0: the list named after the queue,
     the body base64-encoded JSON, a fresh ``delivery_tag`` for the worker's unacked
-    bookkeeping. Its twin test, ``tests/foundation/test_celery_worker.py::
+    bookkeeping. Its twin test, ``tests/workers/test_celery_worker.py::
     test_twin_redis_sender_writes_what_send_task_writes``, holds the result to
     ``send_task``'s (and real workers consume it), for the Celery and kombu versions
     pinned in pyproject.toml.
