@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="ConexAPI processes and tools.")
 
 
+#: The largest id a database integer holds: larger ones are refused as options, not overflowed.
+MAX_ID = 2**63 - 1
+
+
 def _fail(command: str, message: str, code: int = 1) -> NoReturn:
     """One line on stderr and a non-zero exit: no traceback for what the user can fix."""
     typer.echo(f"{command}: {message}", err=True)
@@ -51,7 +55,6 @@ def _require_schema(command: str, settings: Settings) -> None:
     that uses it would otherwise end in a traceback ("no such table: users")."""
     import asyncio
 
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
     from conexapi.db import create_engine
@@ -67,11 +70,18 @@ def _require_schema(command: str, settings: Settings) -> None:
     try:
         problem = asyncio.run(check())
     except (DBAPIError, OSError) as exc:
-        where = make_url(settings.database_url).render_as_string(hide_password=True)
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        problem = f"cannot use the database {where}: {reason}"
+        problem = _unreachable(settings, exc)
     if problem is not None:
         _fail(command, problem)
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> str:
+    """One line: which database (never its password) and the driver's first line."""
+    from sqlalchemy.engine import make_url
+
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+    return f"cannot use the database {where}: {reason}"
 
 
 @cli.command()
@@ -172,6 +182,9 @@ def migrate(
     revision: str = typer.Argument("head", help="Target revision."),
 ) -> None:
     """Upgrade the database schema."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import DBAPIError
+
     from conexapi.migrate import CharsetError, upgrade
 
     settings = get_settings()
@@ -179,6 +192,10 @@ def migrate(
         notes = upgrade(settings.database_url, revision)
     except CharsetError as exc:
         _fail("migrate", str(exc))
+    except CommandError as exc:  # e.g. a revision that does not exist
+        _fail("migrate", f"{exc}; `conexapi migrate` with no argument upgrades to the latest")
+    except (DBAPIError, OSError) as exc:
+        _fail("migrate", f"{_unreachable(settings, exc)}; check CONEXAPI_DATABASE_URL")
     for note in notes:
         typer.echo(note)
     typer.echo(f"database at {revision}")
@@ -189,7 +206,11 @@ def create_user(
     email: str = typer.Option(..., help="The user's email (their login)."),
     role: str = typer.Option("admin", help="admin, operator or viewer."),
     merchant: list[int] = typer.Option(
-        [], "--merchant", help="A merchant id the user may see (repeat; not for admins)."
+        [],
+        "--merchant",
+        help="A merchant id the user may see (repeat; not for admins).",
+        min=1,
+        max=MAX_ID,
     ),
     password_env: str = typer.Option(
         "CONEXAPI_NEW_USER_PASSWORD", help="Environment variable holding the password."
@@ -251,7 +272,7 @@ def rotate_keys() -> None:
 
 @cli.command()
 def backfill(
-    pipeline: int = typer.Option(..., "--pipeline", help="Pipeline id."),
+    pipeline: int = typer.Option(..., "--pipeline", help="Pipeline id.", min=1, max=MAX_ID),
     since: str = typer.Option(
         ..., help="Start: YYYY-MM-DD (a day where the pipeline is) or an ISO date-time with offset."
     ),

@@ -28,16 +28,22 @@ class BackfillError(Exception):
     pass
 
 
+#: Longest range one backfill reads (hour by hour): longer ones are run in parts.
+MAX_RANGE = timedelta(days=400)
+
+
 def parse_moment(value: str, *, end: bool = False) -> datetime | date:
     """``2026-03-01`` (a day in the pipeline's time zone: the day to start at, or with
     ``end`` the day after it, see :func:`resolve`) or an ISO date-time with an offset."""
     value = value.strip()
-    if _DATE.match(value):
-        return date.fromisoformat(value) + timedelta(days=1 if end else 0)
     try:
+        if _DATE.match(value):
+            return date.fromisoformat(value) + timedelta(days=1 if end else 0)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BackfillError(f"{value!r} is neither YYYY-MM-DD nor an ISO date-time") from None
+    except (ValueError, OverflowError):
+        raise BackfillError(
+            f"{value!r} is not a real day (YYYY-MM-DD) nor an ISO date-time"
+        ) from None
     if moment.tzinfo is None:
         raise BackfillError(f"{value!r} has no UTC offset")
     return moment
@@ -137,6 +143,11 @@ async def run_backfill_command(
         lag = timedelta(seconds=settings.reconcile_lag_seconds)
         now_end = utcnow() - lag
         end = min(resolve(until, zone) if until else now_end, now_end)
+        if end - start > MAX_RANGE:
+            raise BackfillError(
+                f"the range covers {(end - start).days} days; backfill at most "
+                f"{MAX_RANGE.days} at a time (run it again for the next part)"
+            )
         with Progress(
             TextColumn("[bold]backfill[/bold] {task.description}"),
             BarColumn(),

@@ -118,3 +118,48 @@ def test_init_env_writes_fresh_secrets_that_a_production_install_accepts(
     assert replaced.returncode == 0, replaced.stderr
     assert dotenv_values(env_file)["CONEXAPI_SECRET_KEY"] != secret_key
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+
+
+def _production(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return {
+        "CONEXAPI_DATABASE_URL": database_url,
+        "CONEXAPI_SECRET_KEY": "s" * MIN_SECRET_KEY_LENGTH,
+        "CONEXAPI_ENCRYPTION_KEYS": generate_key(),
+    }
+
+
+def test_migrate_to_a_revision_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    line = one_line(conexapi(tmp_path, "migrate", "nosuchrev"))
+    assert line.startswith("migrate: ") and "nosuchrev" in line
+    assert "no argument upgrades to the latest" in line
+
+
+def test_migrate_with_the_database_out_of_reach_names_it_without_its_password(
+    tmp_path: Path,
+) -> None:
+    url = "mysql+aiomysql://root:hunter2secret@127.0.0.1:1/conexapi"
+    line = one_line(conexapi(tmp_path, "migrate", **_production(tmp_path, url)))
+    assert line.startswith("migrate: cannot use the database mysql+aiomysql://root:***@")
+    assert "hunter2secret" not in line and "CONEXAPI_DATABASE_URL" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--since", "2026-02-30"],  # no such day
+        ["--since", "2026-01-01", "--until", "9999-12-31"],  # the day after overflows
+        ["--since", "0001-01-01"],  # millions of hourly windows
+        ["--since", "2026-01-01", "--pipeline", "99999999999999999999"],  # past any id
+    ],
+)
+def test_backfill_refuses_impossible_ranges_and_ids_in_one_line(
+    tmp_path: Path, args: list[str]
+) -> None:
+    assert conexapi(tmp_path, "migrate").returncode == 0
+    if "--pipeline" not in args:
+        args = [*args, "--pipeline", "1"]
+    result = conexapi(tmp_path, "backfill", *args)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    assert "backfill" in output or "--pipeline" in output, output
