@@ -69,6 +69,13 @@ async def test_bulk_retry_end_to_end_never_a_second_invoice(
         assert by_key(await st.invoices()) == Counter(
             {f"ML{r['external_order_id']}": 1 for r in invoiced}
         )
+        # What Siigo RECEIVED, not only what it kept: the orders invoiced before the retry
+        # were never posted again; a retried one at most twice (the refused POST, the retry).
+        await st.wait_quiet()
+        posted = Counter(p["headers"].get("idempotency-key") for p in await st.invoice_posts())
+        key_of = {r["id"]: f"ML{r['external_order_id']}" for r in rows}
+        assert all(posted[key_of[i]] == 1 for i in invoiced_before), posted
+        assert all(1 <= posted[key_of[i]] <= 2 for i in stuck), posted
 
         # The same request once more, later: the first answer, nothing new.
         async def run_count() -> int:
