@@ -47,9 +47,9 @@ def probe(probe_id: str) -> None:
 def process_event(self: Task, *event_ids: int) -> None:
     """Inbox events become runs, executed concurrently in this process.
 
-    The API sends the events of one inbox commit together; each event has its own unit of
-    work, and the runs they produce share this process's loop (see
-    ``conexapi.sync.batch.process_events``).
+    The API sends the events of one inbox commit together; they are ingested in slices of
+    ``INGEST_BATCH`` per unit of work, and the runs they produce share this process's loop
+    (see ``conexapi.sync.batch.process_events``).
     """
     from conexapi.sync.batch import process_events
     from conexapi.sync.context import SyncContext

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
@@ -37,7 +37,6 @@ class JobSender(Protocol):
 @dataclass
 class _State:
     sender: JobSender | None = None
-    sent: list[Job] = field(default_factory=list)
 
 
 _state = _State()

@@ -12,8 +12,9 @@ from conexapi.kit import jobs
 from conexapi.kit.context import get_request_id
 from conexapi.kit.errors import BadRequest, ServiceUnavailable
 from conexapi.kit.jsondepth import MAX_DEPTH, nested_deeper_than
+from conexapi.kit.tasks import PROCESS_EVENT
 from conexapi.models import EventStatus, WebhookEvent, utcnow
-from conexapi.webhooks.inbox import PROCESS_EVENT, InboxItem, InboxWriter
+from conexapi.webhooks.inbox import InboxItem, InboxWriter
 from connectors.base import InboundRequest, MarketplaceConnector
 from connectors.errors import InvalidNotification
 
