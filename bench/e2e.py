@@ -185,6 +185,9 @@ def run(orders: int = 600, workers: int = 8, runs_per_worker: int = 12) -> dict[
         CONEXAPI_MERCADOLIBRE_REDIRECT_URI=f"{api_url}/oauth/mercadolibre/callback",
         CONEXAPI_SIIGO_API_URL=siigo_url,
         CONEXAPI_SIIGO_REQUESTS_PER_MINUTE="1000000",
+        # The sandboxes do not limit; neither does the product here (the pace of each
+        # upstream account is the subject of the fairness and budget tests, not of this one).
+        CONEXAPI_MERCADOLIBRE_REQUESTS_PER_MINUTE="1000000",
         CONEXAPI_PUBLIC_URL=api_url,
         CONEXAPI_OAUTH_ALLOWED_RETURN_ORIGINS=api_url,
         CONEXAPI_SANDBOX_MERCADOLIBRE_PORT=str(ml_port),
