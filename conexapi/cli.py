@@ -325,7 +325,7 @@ def sandbox(
 
 @cli.command()
 def demo(
-    orders: int = typer.Option(24, help="Orders the Mercado Libre sandbox generates."),
+    orders: int = typer.Option(24, help="Orders the marketplace sandbox generates."),
     seed: int = typer.Option(7, help="Seed for the generated orders."),
     exit_after: bool = typer.Option(
         False, "--exit", help="Stop after the table instead of serving on."

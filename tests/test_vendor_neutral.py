@@ -43,10 +43,6 @@ KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
         "the env names that point the product at each sandbox; they belong to each "
         "connector's settings model (its env prefix)",
     ),
-    "conexapi/cli.py": (
-        1,
-        "the demo command's help names the marketplace whose sandbox generates its orders",
-    ),
     "conexapi/pipelines/schemas.py": (
         1,
         "the API's PipelineCreate/PipelineOut still type settings with the first ERP's model "
