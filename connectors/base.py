@@ -46,6 +46,9 @@ class InboundRequest:
 
 class MarketplaceConnector(ABC):
     name: ClassVar[str]
+    #: The sites (country storefronts) a consent may name, compared without regard to case;
+    #: empty for a marketplace without sites, which takes none.
+    sites: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def parse_notification(self, request: InboundRequest) -> Notification:

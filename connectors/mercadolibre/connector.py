@@ -78,6 +78,7 @@ def _ceil_hour(moment: datetime) -> datetime:
 
 class MercadoLibreConnector(MarketplaceConnector):
     name: ClassVar[str] = CONNECTOR
+    sites: ClassVar[tuple[str, ...]] = tuple(oauth.AUTH_HOSTS)
 
     def __init__(
         self, http: httpx.AsyncClient, config: MercadoLibreConfig, limiter: RateLimiter
