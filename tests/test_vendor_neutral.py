@@ -43,14 +43,6 @@ KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
         "the env names that point the product at each sandbox; they belong to each "
         "connector's settings model (its env prefix)",
     ),
-    "conexapi/pipelines/schemas.py": (
-        1,
-        "the API's PipelineCreate/PipelineOut still type settings with the first ERP's model "
-        "(imported from its connector), so a request is validated before the target connection "
-        "is read, as today; they should validate against the target connection's "
-        "ConnectorSpec.pipeline_settings in the pipeline endpoints being moved out of ops/ "
-        "(the runner and the report already read stored settings through erp_settings)",
-    ),
 }
 
 
