@@ -32,18 +32,7 @@ NAMES = re.compile(
 ALLOWED = {"conexapi/demo.py"}
 
 #: path → (number of tokens naming a vendor, why it is still there).
-KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
-    "conexapi/settings.py": (
-        18,
-        "connector settings (URLs, credentials, limits, sandbox ports) are still fields of the "
-        "product's Settings; they move to a settings model per connector spec",
-    ),
-    "conexapi/sandboxes.py": (
-        5,
-        "the env names that point the product at each sandbox; they belong to each "
-        "connector's settings model (its env prefix)",
-    ),
-}
+KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {}
 
 
 def _docstring_lines(tree: ast.AST) -> set[int]:
