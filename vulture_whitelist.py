@@ -43,10 +43,6 @@ _.consecutive  # connectors/siigo/schemas.py
 _.discount_type  # connectors/siigo/schemas.py
 _.electronic_type  # connectors/siigo/schemas.py
 
-# Settings read by name (``getattr(settings, f"sandbox_{name}_port")``).
-_.sandbox_mercadolibre_port  # settings.py
-_.sandbox_siigo_port  # settings.py
-
 # dataclass fields read through ``dataclasses.asdict`` (the sweep's log line).
 _.events_enqueued  # sync/sweeper.py SweepReport
 _.runs_requeued  # sync/sweeper.py SweepReport
@@ -86,3 +82,10 @@ _.ensure_utf8mb4  # migrate.py: called by migrations/env.py before any migration
 _.http_header_timeout_seconds  # settings.py: kit/http_server.py reads the limits by name
 _.http_body_timeout_seconds  # settings.py: kit/http_server.py reads the limits by name
 _.http_max_connections  # settings.py: kit/http_server.py reads the limits by name
+
+# pydantic-settings hooks: the settings class calls them while it reads its sources.
+_.settings_customise_sources  # settings.py Settings
+_.get_field_value  # settings.py _ConnectorsSource
+
+# The flat list of every documented variable: the settings tests check it.
+_.settings_docs  # kit/settings_doc.py

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from conexapi.settings import Settings, get_settings
+from conexapi.settings import Settings, env_variable, get_settings
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -45,8 +45,7 @@ def _settings_errors(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
-        fields = [str(part) for part in error["loc"]]
-        parts.append(f"CONEXAPI_{'_'.join(fields).upper()}: {message}" if fields else message)
+        parts.append(f"{env_variable(error['loc'])}: {message}" if error["loc"] else message)
     return "; ".join(parts)
 
 
@@ -346,7 +345,7 @@ def sandbox(
 
 @cli.command()
 def demo(
-    orders: int = typer.Option(24, help="Orders the Mercado Libre sandbox generates."),
+    orders: int = typer.Option(24, help="Orders the marketplace sandbox generates."),
     seed: int = typer.Option(7, help="Seed for the generated orders."),
     exit_after: bool = typer.Option(
         False, "--exit", help="Stop after the table instead of serving on."

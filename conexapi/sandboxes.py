@@ -10,19 +10,16 @@ from conexapi.serving import PortUnavailable, listen, serving
 from conexapi.settings import Settings
 from connectors.registry import all_connectors
 
-#: Settings that point the product at a sandbox, per connector.
-URL_SETTINGS = {
-    "mercadolibre": ("CONEXAPI_MERCADOLIBRE_API_URL", "CONEXAPI_MERCADOLIBRE_AUTH_URL"),
-    "siigo": ("CONEXAPI_SIIGO_API_URL",),
-}
-
 
 def sandbox_ports(settings: Settings) -> dict[str, int]:
+    """Each connector's sandbox port: the one its settings name, else the first free one
+    from 8101."""
     ports: dict[str, int] = {}
     next_port = 8101
     for name in sorted(all_connectors()):
-        port = getattr(settings, f"sandbox_{name}_port", None)
-        if not isinstance(port, int):
+        own = settings.connectors.get(name)
+        port = own.sandbox_port if own is not None else None
+        if port is None:
             while next_port in ports.values():
                 next_port += 1
             port = next_port
@@ -31,10 +28,17 @@ def sandbox_ports(settings: Settings) -> dict[str, int]:
 
 
 def exports(urls: dict[str, str]) -> list[str]:
-    lines = []
+    """The variables that point the product at each sandbox, as each connector's settings
+    name them."""
+    specs = all_connectors()
+    lines: list[str] = []
     for name, url in urls.items():
-        for var in URL_SETTINGS.get(name, (f"CONEXAPI_{name.upper()}_API_URL",)):
-            lines.append(f"export {var}={url}")
+        model = specs[name].settings if name in specs else None
+        if model is not None and model.sandbox_urls:
+            names = [model.env_name(field) for field in model.sandbox_urls]
+        else:
+            names = [f"CONEXAPI_{name.upper()}_API_URL"]
+        lines.extend(f"export {var}={url}" for var in names)
     return lines
 
 

@@ -10,12 +10,24 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from ipaddress import ip_network
-from typing import Self
+from typing import Any, Self, TypeVar, cast
 
 from cryptography.fernet import Fernet
 from limits import parse as parse_limit
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from connectors.base import ConnectorSettings
+
+C = TypeVar("C", bound=ConnectorSettings)
 
 #: Development-only secrets; accepted only when the service is embedded.
 INSECURE_SECRET_KEY = "insecure-embedded-secret-key-change-me"  # noqa: S105
@@ -154,23 +166,6 @@ class Settings(BaseSettings):
     #: processed; the event row stays.
     inbox_payload_retention_days: int = 30
 
-    #: Mercado Libre API and consent (OAuth) base URLs; point them at the sandbox to try.
-    mercadolibre_api_url: str = "https://api.mercadolibre.com"
-    mercadolibre_auth_url: str = "https://auth.mercadolibre.com.co"
-    #: The application's credentials from the Mercado Libre developer console.
-    mercadolibre_client_id: str = ""
-    mercadolibre_client_secret: SecretStr = SecretStr("")
-    #: Must match the redirect URI registered for the application.
-    mercadolibre_redirect_uri: str = "http://127.0.0.1:8000/oauth/mercadolibre/callback"
-    #: Comma-separated source IPs allowed to post notifications; empty disables the check.
-    mercadolibre_notification_ips: str = ""
-    #: Optional shared secret expected as ``?token=`` on the notification URL.
-    mercadolibre_webhook_token: SecretStr = SecretStr("")
-    #: Requests per minute to Mercado Libre for the whole application (every seller),
-    #: shared by every worker. Mercado Libre publishes no limit; 100 is the one figure it
-    #: declares (for an orders route).
-    mercadolibre_requests_per_minute: int = 100
-
     #: Comma-separated origins (scheme://host[:port]) a consent may redirect back to, besides
     #: the origin of ``public_url``.
     oauth_allowed_return_origins: str = ""
@@ -182,17 +177,6 @@ class Settings(BaseSettings):
     token_refresh_ahead_seconds: int = 900
     #: After a failed refresh the periodic job leaves the connection alone this long.
     token_refresh_cooldown_seconds: int = 600
-
-    #: Siigo Nube API base URL; point it at the sandbox to try.
-    siigo_api_url: str = "https://api.siigo.com"
-    #: Sent as the ``Partner-Id`` header Siigo requires on every call.
-    siigo_partner_id: str = "ConexAPI"
-    #: Requests per window for a Siigo production company, shared by every worker (Siigo
-    #: allows 100/min). A company linked in test mode gets Siigo's 10; a connection can set
-    #: its own (``requests_per_minute`` on the connections API).
-    siigo_requests_per_minute: int = 100
-    #: The window Siigo's limits count over (shorter only in tests).
-    siigo_rate_window_seconds: float = 60.0
 
     #: Lifetime of the ops API's access tokens (JWT); short, since only a logout or a
     #: disabled user revokes one before it expires.
@@ -218,10 +202,84 @@ class Settings(BaseSettings):
     #: How long the answer to a request sent with an ``Idempotency-Key`` is kept.
     idempotency_ttl_seconds: int = 86_400
 
-    #: Where ``conexapi sandbox`` serves the simulated Mercado Libre and Siigo.
+    #: Where ``conexapi sandbox`` serves the connectors' simulators (each connector's
+    #: settings name its port).
     sandbox_host: str = "127.0.0.1"
-    sandbox_mercadolibre_port: int = 8101
-    sandbox_siigo_port: int = 8102
+
+    #: Every installed connector's own settings by connector name (its
+    #: :class:`~connectors.base.ConnectorSettings` model), read from the connector's own
+    #: variables. Given in code (tests, an embedding program) as ``{name: {field: value}}``,
+    #: over what the environment says; not a variable of its own.
+    connectors: dict[str, ConnectorSettings] = Field(default_factory=dict, validate_default=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env_file = getattr(dotenv_settings, "env_file", None)
+        connectors = _ConnectorsSource(settings_cls, env_file)
+        return init_settings, env_settings, dotenv_settings, connectors, file_secret_settings
+
+    @field_validator("connectors", mode="before")
+    @classmethod
+    def _connector_settings(cls, value: Any) -> dict[str, ConnectorSettings]:
+        from connectors.registry import all_connectors
+
+        given = dict(value or {})
+        specs = all_connectors()
+        unknown = sorted(set(given) - set(specs))
+        if unknown:
+            raise ValueError(f"no connector named {', '.join(unknown)} is installed")
+        out: dict[str, ConnectorSettings] = {}
+        errors: list[InitErrorDetails] = []
+        for name, spec in sorted(specs.items()):
+            if spec.settings is None:
+                continue
+            values = given.get(name) or {}
+            if isinstance(values, spec.settings):
+                out[name] = values
+                continue
+            if isinstance(values, BaseModel):
+                values = values.model_dump(exclude_unset=True)
+            model = spec.settings
+            strange = sorted(str(k) for k in values if k not in model.model_fields)
+            if strange:
+                raise ValueError(f"{name} has no setting named {', '.join(strange)}")
+            try:
+                # Not the .env file again: the connectors source read the one in use (none
+                # when the product's was turned off) and its values are in ``values``.
+                out[name] = model(
+                    _env_file=None, **{model.field_for(k): v for k, v in values.items()}
+                )
+            except ValidationError as exc:
+                # Every connector's mistakes at once, each under its connector's name.
+                errors += [
+                    cast(
+                        "InitErrorDetails",
+                        {
+                            "type": error["type"],
+                            "loc": (name, *error["loc"]),
+                            "input": error["input"],
+                            **({"ctx": error["ctx"]} if "ctx" in error else {}),
+                        },
+                    )
+                    for error in exc.errors()
+                ]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return out
+
+    def connector(self, name: str, model: type[C]) -> C:
+        """Connector ``name``'s own settings, an instance of ``model`` (its settings model)."""
+        found = self.connectors.get(name)
+        if not isinstance(found, model):
+            raise TypeError(f"connector {name!r} has no settings of type {model.__name__}")
+        return found
 
     @property
     def is_sqlite(self) -> bool:
@@ -308,9 +366,60 @@ class Settings(BaseSettings):
         return self
 
 
+class _ConnectorsSource(PydanticBaseSettingsSource):
+    """Each installed connector's settings as its own model reads them from the environment
+    and from the same ``.env`` file as the product's (none when the product's was turned
+    off), under its own prefix: the variables keep their names."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env_file: Any) -> None:
+        super().__init__(settings_cls)
+        self._env_file = env_file
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the one field itself
+
+    def __call__(self) -> dict[str, Any]:
+        from connectors.registry import all_connectors
+
+        found: dict[str, Any] = {}
+        for name, spec in all_connectors().items():
+            if spec.settings is None:
+                continue
+            model = spec.settings
+            env = EnvSettingsSource(model)()
+            dotenv = (
+                DotEnvSettingsSource(model, env_file=self._env_file)() if self._env_file else {}
+            )
+            # The environment over the file, as for the product's own settings; by field
+            # name, as a test or a program gives them in code (which wins over both).
+            names = {model.field_for(f).lower(): f for f in model.model_fields}
+            # Only the model's own: the file's other lines are the product's.
+            found[name] = {
+                names[k.lower()]: v for k, v in {**dotenv, **env}.items() if k.lower() in names
+            }
+        return {"connectors": found}
+
+
+def env_variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable a validation error's ``loc`` is about."""
+    from connectors.registry import all_connectors
+
+    parts = [str(part) for part in loc]
+    if len(parts) >= 3 and parts[0] == "connectors":
+        spec = all_connectors().get(parts[1])
+        model = spec.settings if spec is not None else None
+        if model is not None:
+            field = next(
+                (f for f in model.model_fields if parts[2] in (f, model.field_for(f))), None
+            )
+            if field is not None:
+                return model.env_name(field)
+    return f"CONEXAPI_{'_'.join(parts).upper()}"
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
 
 
-__all__ = ["Environment", "LogFormat", "Settings", "get_settings"]
+__all__ = ["Environment", "LogFormat", "Settings", "env_variable", "get_settings"]

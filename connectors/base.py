@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.documents import ErpDocument, Mappings, PipelineRules
 from connectors.models import (
@@ -46,6 +47,9 @@ class InboundRequest:
 
 class MarketplaceConnector(ABC):
     name: ClassVar[str]
+    #: The sites (country storefronts) a consent may name, compared without regard to case;
+    #: empty for a marketplace without sites, which takes none.
+    sites: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def parse_notification(self, request: InboundRequest) -> Notification:
@@ -219,6 +223,40 @@ class ErpConnector(ABC):
         """Every invoice dated in the range, paging to the end."""
 
 
+class ConnectorSettings(BaseSettings):
+    """A connector's own settings: a subclass sets its ``env_prefix`` (``CONEXAPI_<NAME>_``)
+    and declares its base URLs, credentials and limits, each with a ``#:`` comment (the
+    configuration reference is generated from them).
+
+    The product reads them with its own settings, from the environment and the same
+    ``.env`` file (:attr:`conexapi.settings.Settings.connectors`).
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    #: The fields that point at the upstream service: ``conexapi sandbox`` prints them set
+    #: to the connector's sandbox.
+    sandbox_urls: ClassVar[tuple[str, ...]] = ()
+
+    #: Where ``conexapi sandbox`` serves this connector's simulator; none: the first free
+    #: port from 8101.
+    sandbox_port: int | None = None
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable ``field`` is read from."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, str):
+            return alias.upper()
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    @classmethod
+    def field_for(cls, key: str) -> str:
+        """The key ``key`` (a field name or its alias) is validated under."""
+        alias = cls.model_fields[key].validation_alias if key in cls.model_fields else None
+        return alias if isinstance(alias, str) else key
+
+
 @dataclass(frozen=True)
 class ConnectorSpec:
     """What a connector package exposes under the ``conexapi.connectors`` entry point."""
@@ -226,7 +264,8 @@ class ConnectorSpec:
     name: str
     kind: Literal["marketplace", "erp"]
     #: ``factory(http, settings, limiter)`` → a connector instance; ``settings`` is the
-    #: product's :class:`~conexapi.settings.Settings`, ``limiter`` a :class:`RateLimiter`.
+    #: product's :class:`~conexapi.settings.Settings` (the connector's own settings are
+    #: ``settings.connector(name, model)``), ``limiter`` a :class:`RateLimiter`.
     factory: Any
     #: ``sandbox_app()`` → the ASGI app simulating the service.
     sandbox_app: Any
@@ -236,6 +275,9 @@ class ConnectorSpec:
     #: For an ERP: the model of the settings a pipeline invoicing into it must carry (with
     #: the fields of :class:`~connectors.documents.PipelineRules`).
     pipeline_settings: type[BaseModel] | None = None
+    #: The connector's own settings model (its env prefix, URLs, credentials, limits);
+    #: None for a connector without settings.
+    settings: type[ConnectorSettings] | None = None
     #: The zone the service counts its days in (invoice dates, the day of a sale); None
     #: for a service with no local calendar.
     time_zone: tzinfo | None = None

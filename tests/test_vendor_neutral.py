@@ -32,30 +32,7 @@ NAMES = re.compile(
 ALLOWED = {"conexapi/demo.py"}
 
 #: path → (number of tokens naming a vendor, why it is still there).
-KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {
-    "conexapi/settings.py": (
-        18,
-        "connector settings (URLs, credentials, limits, sandbox ports) are still fields of the "
-        "product's Settings; they move to a settings model per connector spec",
-    ),
-    "conexapi/sandboxes.py": (
-        5,
-        "the env names that point the product at each sandbox; they belong to each "
-        "connector's settings model (its env prefix)",
-    ),
-    "conexapi/cli.py": (
-        1,
-        "the demo command's help names the marketplace whose sandbox generates its orders",
-    ),
-    "conexapi/pipelines/schemas.py": (
-        1,
-        "the API's PipelineCreate/PipelineOut still type settings with the first ERP's model "
-        "(imported from its connector), so a request is validated before the target connection "
-        "is read, as today; they should validate against the target connection's "
-        "ConnectorSpec.pipeline_settings in the pipeline endpoints being moved out of ops/ "
-        "(the runner and the report already read stored settings through erp_settings)",
-    ),
-}
+KNOWN_OFFENDERS: dict[str, tuple[int, str]] = {}
 
 
 def _docstring_lines(tree: ast.AST) -> set[int]:

@@ -6,6 +6,7 @@ import html
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from conexapi.connections import oauth, service
@@ -16,6 +17,7 @@ from conexapi.connections.errors import (
     UpstreamUnavailable,
 )
 from conexapi.connections.schemas import (
+    SITE_MAX_LENGTH,
     AuthorizeIn,
     AuthorizeOut,
     ConnectionOut,
@@ -47,6 +49,24 @@ def _connector(resources: Resources, name: str, kind: str) -> Any:
     return instance
 
 
+def _check_site(instance: MarketplaceConnector, site: str | None, where: str) -> None:
+    """A 422 like the request's own validation for a site the marketplace does not have:
+    which sites exist is the connector's to say, so it is checked once the connector is
+    known."""
+    if site is None or site.upper() in (s.upper() for s in instance.sites):
+        return
+    known = ", ".join(instance.sites) or "none"
+    raise RequestValidationError(
+        [
+            {
+                "loc": (where, "site"),
+                "msg": f"Not a site of {instance.name}; give one of: {known}.",
+                "type": "unknown_site",
+            }
+        ]
+    )
+
+
 def _keys(resources: Resources) -> KeyRing:
     return KeyRing.parse(resources.settings.encryption_keys)
 
@@ -71,6 +91,7 @@ async def authorize(
     The link opens a page of this service naming the merchant; the browser that
     continues from there is the only one that can finish the consent."""
     instance: MarketplaceConnector = _connector(resources, connector, "marketplace")
+    _check_site(instance, body.site, "body")
     started = await oauth.start_consent(
         session,
         instance,
@@ -97,9 +118,10 @@ async def authorize_browser(
     session: SessionDep,
     resources: ResourcesDep,
     return_to: Annotated[str | None, Query(max_length=1000)] = None,
-    site: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
+    site: Annotated[str | None, Query(max_length=SITE_MAX_LENGTH)] = None,
 ) -> RedirectResponse:
     instance: MarketplaceConnector = _connector(resources, connector, "marketplace")
+    _check_site(instance, site, "query")
     started = await oauth.start_consent(
         session,
         instance,

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from conexapi.models import Connection, ConnectionStatus
 
+SITE_MAX_LENGTH = 8
+
 #: One of the connector's modes (Siigo: ``production`` or ``test``, a test company being
 #: allowed 10 requests a minute instead of 100).
 Mode = Annotated[str, Field(min_length=1, max_length=32, examples=["test"])]
@@ -20,8 +22,9 @@ class AuthorizeIn(BaseModel):
 
     #: Where the browser goes back to when the consent ends (an allowed origin only).
     return_to: str | None = Field(default=None, max_length=1000)
-    #: Marketplace site (Mercado Libre: MCO, MLM, ...); the connector's default when absent.
-    site: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    #: Marketplace site (one of the connector's ``sites``); the connector's default when
+    #: absent. The bound is the stored column's.
+    site: str | None = Field(default=None, max_length=SITE_MAX_LENGTH)
 
 
 class AuthorizeOut(BaseModel):

@@ -1,7 +1,8 @@
-"""The configuration reference, generated from :class:`~conexapi.settings.Settings`.
+"""The configuration reference, generated from :class:`~conexapi.settings.Settings` and
+every installed connector's settings model (one section each).
 
 ``python -m conexapi.kit.settings_doc`` (``make docs``) rewrites ``.env.example`` and the
-table between the ``settings`` markers in ``README.md``; a test fails when either is stale.
+tables between the ``settings`` markers in ``README.md``; a test fails when either is stale.
 Descriptions come from a field's ``description`` or the ``#:`` comment above it; fields
 declared on consecutive lines under one comment share it.
 """
@@ -11,14 +12,17 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
-from conexapi import settings as settings_module
 from conexapi.settings import INSECURE_ENCRYPTION_KEY, INSECURE_SECRET_KEY, Settings
+from connectors.base import ConnectorSettings
+from connectors.registry import all_connectors
 
 ROOT = Path(__file__).resolve().parents[2]
 README_START = "<!-- settings:start -->"
@@ -34,11 +38,31 @@ class SettingDoc:
     secret: bool
 
 
-def _comments() -> dict[str, str]:
-    source = inspect.getsource(settings_module)
+@dataclass(frozen=True)
+class Section:
+    #: Empty for the product's own settings; a connector's label otherwise.
+    title: str
+    docs: list[SettingDoc]
+
+
+def _comments(model: type[BaseSettings]) -> dict[str, str]:
+    """The ``#:`` comments above the fields of ``model`` and of its settings bases."""
+    found: dict[str, str] = {}
+    for klass in reversed(model.__mro__):
+        if (
+            isinstance(klass, type)
+            and issubclass(klass, BaseSettings)
+            and klass is not BaseSettings
+        ):
+            found.update(_class_comments(klass))
+    return found
+
+
+def _class_comments(klass: type) -> dict[str, str]:
+    source = inspect.getsource(inspect.getmodule(klass))  # type: ignore[arg-type]
     lines = source.splitlines()
     tree = ast.parse(source)
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == klass.__name__)
     found: dict[str, str] = {}
     previous: tuple[str, int] | None = None  # (name, last line) of the field just above
     for node in cls.body:
@@ -74,14 +98,16 @@ def _default(value: object) -> str:
     return str(value)
 
 
-def settings_docs() -> list[SettingDoc]:
-    comments = _comments()
+def _docs(model: type[BaseSettings], env: Callable[[str], str]) -> list[SettingDoc]:
+    comments = _comments(model)
     docs = []
-    for name, field in Settings.model_fields.items():
+    for name, field in model.model_fields.items():
+        if model is Settings and name == "connectors":
+            continue  # given in code; each connector's settings have a section of their own
         docs.append(
             SettingDoc(
                 name=name,
-                env=f"CONEXAPI_{name.upper()}",
+                env=env(name),
                 default=_default(field.default),
                 description=(field.description or comments.get(name, "")).replace("``", "`"),
                 secret=field.annotation is SecretStr,
@@ -90,27 +116,49 @@ def settings_docs() -> list[SettingDoc]:
     return docs
 
 
+def sections() -> list[Section]:
+    """The product's settings, then one section per installed connector with settings."""
+    out = [Section("", _docs(Settings, lambda name: f"CONEXAPI_{name.upper()}"))]
+    for name, spec in sorted(all_connectors().items()):
+        model: type[ConnectorSettings] | None = spec.settings
+        if model is not None:
+            out.append(Section(f"{spec.label or name} (`{name}`)", _docs(model, model.env_name)))
+    return out
+
+
+def settings_docs() -> list[SettingDoc]:
+    return [doc for section in sections() for doc in section.docs]
+
+
 def markdown_table() -> str:
-    rows = ["| Variable | Default | What it does |", "|---|---|---|"]
-    for doc in settings_docs():
-        default = f"`{doc.default}`" if doc.default else ""
-        description = doc.description.replace("|", "\\|")
-        rows.append(f"| `{doc.env}` | {default} | {description} |")
-    return "\n".join(rows)
+    blocks = []
+    for section in sections():
+        rows = [f"**{section.title}**\n"] if section.title else []
+        rows += ["| Variable | Default | What it does |", "|---|---|---|"]
+        for doc in section.docs:
+            default = f"`{doc.default}`" if doc.default else ""
+            description = doc.description.replace("|", "\\|")
+            rows.append(f"| `{doc.env}` | {default} | {description} |")
+        blocks.append("\n".join(rows))
+    return "\n\n".join(blocks)
 
 
 def env_example() -> str:
     out = [
         "# ConexAPI configuration: copy to .env (or set in the environment) what you change.",
         "# With nothing set ConexAPI runs embedded: a SQLite file and no Redis.",
-        "# Generated from conexapi/settings.py by `make docs`; edit the descriptions there.",
+        "# Generated from conexapi/settings.py and the connectors' settings.py by `make docs`;",
+        "# edit the descriptions there.",
     ]
-    for doc in settings_docs():
-        out.append("")
-        if doc.description:
-            out.append(f"# {doc.description}")
-        value = "" if doc.secret and doc.default.startswith("(") else doc.default
-        out.append(f"# {doc.env}={value}")
+    for section in sections():
+        if section.title:
+            out += ["", f"# --- {section.title.replace('`', '')} ---"]
+        for doc in section.docs:
+            out.append("")
+            if doc.description:
+                out.append(f"# {doc.description}")
+            value = "" if doc.secret and doc.default.startswith("(") else doc.default
+            out.append(f"# {doc.env}={value}")
     return "\n".join(out) + "\n"
 
 

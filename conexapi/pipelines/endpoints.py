@@ -105,8 +105,7 @@ async def update_pipeline(
     request: Request,
 ) -> PipelineOut:
     pipeline = await load_pipeline(session, principal, pipeline_id)
-    settings = data.settings.model_dump(mode="json") if data.settings is not None else None
-    changed = await pipelines.update_pipeline(session, pipeline, data.name, settings)
+    changed = await pipelines.update_pipeline(session, pipeline, data.name, data.settings)
     if changed:
         _audit(request, principal, session, "pipeline.update", pipeline, **changed)
     return PipelineOut.model_validate(pipeline)

@@ -2,16 +2,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from conexapi.models import MappingKind, PipelineStatus
-
-# The pipeline settings are the ERP's: the first ERP's model is the only one so far.
 from connectors.documents import PipelineRules
-from connectors.registry import get_connector
-from connectors.siigo.pipeline import PipelineSettings
+from connectors.registry import all_connectors, get_connector
+
+
+def _any_erp_settings() -> Any:
+    """The pipeline-settings models of the installed ERP connectors, as one type.
+
+    A request is read with it (and the API documents it) before its target connection is
+    known; the pipelines service then holds the settings to the target ERP's own model. With
+    one ERP installed this is that ERP's model itself."""
+    models = tuple(
+        spec.pipeline_settings
+        for spec in all_connectors().values()
+        if spec.kind == "erp" and spec.pipeline_settings is not None
+    )
+    if not models:
+        return BaseModel
+    return Union[models]  # noqa: UP007  (a union built at run time)
+
+
+if TYPE_CHECKING:
+    PipelineSettings = BaseModel
+else:
+    PipelineSettings = _any_erp_settings()
 
 
 class PipelineCreate(BaseModel):

@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,17 +45,37 @@ async def _connection(
     return conn
 
 
+def target_settings(connector: str, settings: BaseModel) -> dict[str, Any]:
+    """``settings`` held to the pipeline-settings model of the target ERP ``connector``, as
+    stored. The request was read with any installed ERP's model; one that is not the
+    target's is read again, from what the client sent, with the target's. A mismatch is
+    the same 422 as the request's own validation."""
+    model = get_connector(connector).pipeline_settings
+    if model is None:
+        raise ValidationFailed(f"connector {connector!r} declares no pipeline settings")
+    if not isinstance(settings, model):
+        try:
+            settings = model.model_validate(settings.model_dump(mode="json", exclude_unset=True))
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**error, "loc": ("body", "settings", *error["loc"])} for error in exc.errors()]
+            ) from None
+    return settings.model_dump(mode="json")
+
+
 async def create_pipeline(session: AsyncSession, data: PipelineCreate) -> Pipeline:
     if await session.get(Merchant, data.merchant_id) is None:
         raise NotFound(f"merchant {data.merchant_id} not found.")
     await _connection(session, data.source_connection_id, data.merchant_id, "marketplace", "source")
-    await _connection(session, data.target_connection_id, data.merchant_id, "erp", "target")
+    target = await _connection(
+        session, data.target_connection_id, data.merchant_id, "erp", "target"
+    )
     pipeline = Pipeline(
         merchant_id=data.merchant_id,
         name=data.name,
         source_connection_id=data.source_connection_id,
         target_connection_id=data.target_connection_id,
-        settings=data.settings.model_dump(mode="json"),
+        settings=target_settings(target.connector, data.settings),
     )
     session.add(pipeline)
     await session.flush()
@@ -96,9 +118,15 @@ async def put_mappings(
 
 
 async def update_pipeline(
-    session: AsyncSession, pipeline: Pipeline, name: str | None, settings: dict[str, Any] | None
+    session: AsyncSession, pipeline: Pipeline, name: str | None, new: BaseModel | None
 ) -> dict[str, Any]:
     """Rename and/or replace the settings; what changed, as {field: {from, to}}."""
+    settings = None
+    if new is not None:
+        target = await session.get(Connection, pipeline.target_connection_id)
+        if target is None:
+            raise NotFound(f"target connection {pipeline.target_connection_id} not found.")
+        settings = target_settings(target.connector, new)
     changed: dict[str, Any] = {}
     if name is not None and name != pipeline.name:
         changed["name"] = {"from": pipeline.name, "to": name}

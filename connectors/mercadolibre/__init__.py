@@ -9,6 +9,7 @@ import httpx
 from connectors.base import ConnectorSpec, RateLimiter
 from connectors.colombia.zone import TIME_ZONE
 from connectors.mercadolibre.connector import MercadoLibreConfig, MercadoLibreConnector
+from connectors.mercadolibre.settings import MercadoLibreSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,9 +35,17 @@ connector = ConnectorSpec(
     kind="marketplace",
     factory=factory,
     sandbox_app=sandbox_app,
+    settings=MercadoLibreSettings,
     description="Mercado Libre orders (OAuth 2.0 with PKCE, orders_v2 notifications)",
     # The Colombian site's (MCO), the one the product sells on so far.
     time_zone=TIME_ZONE,
 )
 
-__all__ = ["MercadoLibreConfig", "MercadoLibreConnector", "connector", "factory", "sandbox_app"]
+__all__ = [
+    "MercadoLibreConfig",
+    "MercadoLibreConnector",
+    "MercadoLibreSettings",
+    "connector",
+    "factory",
+    "sandbox_app",
+]

@@ -17,6 +17,7 @@ from connectors.mercadolibre import ids, oauth
 from connectors.mercadolibre.client import MercadoLibreClient, MLResponse
 from connectors.mercadolibre.mapping import CONNECTOR, billing_info_id, map_order
 from connectors.mercadolibre.notifications import NotificationPolicy, parse_notification
+from connectors.mercadolibre.settings import MercadoLibreSettings
 from connectors.models import (
     AccountProfile,
     AuthorizationRequest,
@@ -51,15 +52,16 @@ class MercadoLibreConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MercadoLibreConfig:
+        own = settings.connector(CONNECTOR, MercadoLibreSettings)
         return cls(
-            api_url=settings.mercadolibre_api_url,
-            auth_url=settings.mercadolibre_auth_url,
-            client_id=settings.mercadolibre_client_id,
-            client_secret=settings.mercadolibre_client_secret,
-            redirect_uri=settings.mercadolibre_redirect_uri,
-            notification_ips=settings.mercadolibre_notification_ips,
-            webhook_token=settings.mercadolibre_webhook_token,
-            requests_per_minute=settings.mercadolibre_requests_per_minute,
+            api_url=own.api_url,
+            auth_url=own.auth_url,
+            client_id=own.client_id,
+            client_secret=own.client_secret,
+            redirect_uri=own.redirect_uri,
+            notification_ips=own.notification_ips,
+            webhook_token=own.webhook_token,
+            requests_per_minute=own.requests_per_minute,
         )
 
 
@@ -78,6 +80,7 @@ def _ceil_hour(moment: datetime) -> datetime:
 
 class MercadoLibreConnector(MarketplaceConnector):
     name: ClassVar[str] = CONNECTOR
+    sites: ClassVar[tuple[str, ...]] = tuple(oauth.AUTH_HOSTS)
 
     def __init__(
         self, http: httpx.AsyncClient, config: MercadoLibreConfig, limiter: RateLimiter

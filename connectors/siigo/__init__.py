@@ -11,6 +11,7 @@ from connectors.base import ConnectorSpec, RateLimiter
 from connectors.colombia.zone import TIME_ZONE
 from connectors.siigo.erp import SiigoConnector
 from connectors.siigo.pipeline import PipelineSettings
+from connectors.siigo.settings import SiigoSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -19,12 +20,13 @@ if TYPE_CHECKING:
 
 
 def factory(http: httpx.AsyncClient, settings: Settings, limiter: RateLimiter) -> SiigoConnector:
+    own = settings.connector("siigo", SiigoSettings)
     return SiigoConnector(
         http,
-        requests_per_minute=settings.siigo_requests_per_minute,
-        rate_window_seconds=settings.siigo_rate_window_seconds,
-        base_url=settings.siigo_api_url,
-        partner_id=settings.siigo_partner_id,
+        requests_per_minute=own.requests_per_minute,
+        rate_window_seconds=own.rate_window_seconds,
+        base_url=own.api_url,
+        partner_id=own.partner_id,
         limiter=limiter,
         timeout=settings.http_timeout_seconds,
         invoice_timeout=settings.erp_document_timeout_seconds,
@@ -45,7 +47,8 @@ connector = ConnectorSpec(
     sandbox_app=sandbox_app,
     description="Siigo Nube: sales invoices (FV) with DIAN stamping",
     pipeline_settings=PipelineSettings,
+    settings=SiigoSettings,
     time_zone=TIME_ZONE,
 )
 
-__all__ = ["SiigoConnector", "connector", "factory", "sandbox_app"]
+__all__ = ["SiigoConnector", "SiigoSettings", "connector", "factory", "sandbox_app"]

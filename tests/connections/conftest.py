@@ -126,12 +126,16 @@ async def app_settings(
         encryption_keys=SecretStr(key),
         public_url="http://testserver",
         oauth_allowed_return_origins=RETURN_ORIGIN,
-        mercadolibre_api_url=ml_sandbox,
-        mercadolibre_auth_url=ml_sandbox,
-        mercadolibre_client_id=ML_CLIENT_ID,
-        mercadolibre_client_secret=SecretStr(ML_CLIENT_SECRET),
-        mercadolibre_redirect_uri=CALLBACK,
-        siigo_api_url=siigo_sandbox,
+        connectors={
+            "mercadolibre": {
+                "api_url": ml_sandbox,
+                "auth_url": ml_sandbox,
+                "client_id": ML_CLIENT_ID,
+                "client_secret": SecretStr(ML_CLIENT_SECRET),
+                "redirect_uri": CALLBACK,
+            },
+            "siigo": {"api_url": siigo_sandbox},
+        },
     )
 
 

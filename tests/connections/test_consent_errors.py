@@ -215,3 +215,43 @@ async def test_requests_without_a_merchant_are_refused(app_client: httpx.AsyncCl
     headers = await new_merchant(app_client, "connector-check")
     nope = await app_client.post("/api/v1/connections/nosuch/authorize", json={}, headers=headers)
     assert nope.status_code == 404 and nope.json()["error"]["code"] == "unknown_connector"
+
+
+@pytest.mark.parametrize("site", ["XXX", "MC0", "MCOX", "", "co"])
+async def test_a_site_the_marketplace_does_not_have_is_a_422(
+    app_client: httpx.AsyncClient, app_db: Sessions, site: str
+) -> None:
+    headers = await new_merchant(app_client, f"site-{site.lower() or 'empty'}")
+    for where, response in (
+        (
+            "body",
+            await app_client.post(
+                "/api/v1/connections/mercadolibre/authorize", json={"site": site}, headers=headers
+            ),
+        ),
+        (
+            "query",
+            await app_client.get(
+                "/api/v1/connections/mercadolibre/authorize",
+                params={"site": site},
+                headers=headers,
+            ),
+        ),
+    ):
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "validation_error"
+        assert [e["loc"] for e in error["details"]["errors"]] == [[where, "site"]]
+    async with app_db() as session:
+        assert (await session.scalars(select(OAuthState))).all() == []
+
+
+async def test_a_site_of_the_marketplace_is_taken_in_any_case(
+    app_client: httpx.AsyncClient, app_db: Sessions
+) -> None:
+    headers = await new_merchant(app_client, "site-lower")
+    for site in ("MLM", "mlm"):
+        response = await app_client.post(
+            "/api/v1/connections/mercadolibre/authorize", json={"site": site}, headers=headers
+        )
+        assert response.status_code == 200, response.text

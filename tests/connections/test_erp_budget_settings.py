@@ -28,7 +28,10 @@ WINDOW = 0.6
 
 @pytest.fixture
 def app_settings(app_settings: Settings) -> Settings:
-    return app_settings.model_copy(update={"siigo_rate_window_seconds": WINDOW})
+    siigo = app_settings.connectors["siigo"].model_copy(update={"rate_window_seconds": WINDOW})
+    return app_settings.model_copy(
+        update={"connectors": {**app_settings.connectors, "siigo": siigo}}
+    )
 
 
 @pytest.fixture

@@ -54,11 +54,15 @@ async def test_twenty_jobs_in_two_processes_refresh_exactly_once(
         "database_url": mariadb_url,
         "redis_url": redis_url,
         "encryption_keys": key,
-        "mercadolibre_api_url": ml_sandbox,
-        "mercadolibre_auth_url": ml_sandbox,
-        "mercadolibre_client_id": ML_CLIENT_ID,
-        "mercadolibre_client_secret": ML_CLIENT_SECRET,
-        "mercadolibre_redirect_uri": CALLBACK,
+        "connectors": {
+            "mercadolibre": {
+                "api_url": ml_sandbox,
+                "auth_url": ml_sandbox,
+                "client_id": ML_CLIENT_ID,
+                "client_secret": ML_CLIENT_SECRET,
+                "redirect_uri": CALLBACK,
+            }
+        },
     }
     settings = settings_factory(**values)
     engine = create_engine(settings)

@@ -48,9 +48,11 @@ async def test_a_flooded_test_company_is_paced_at_its_own_budget(
         # The company is linked in test mode (``tests.support.seed.link_accounts``); the
         # product-wide default stays a production company's 100.
         siigo_mode="test",
-        siigo_rate_window_seconds=WINDOW,
-        # Mercado Libre's own pace is not the subject here.
-        mercadolibre_requests_per_minute=100_000,
+        connectors={
+            "siigo": {"rate_window_seconds": WINDOW},
+            # Mercado Libre's own pace is not the subject here.
+            "mercadolibre": {"requests_per_minute": 100_000},
+        },
         before_seed=shrink_window,
     ) as st:
         assert st.setup is not None

@@ -328,8 +328,7 @@ async def test_siigo_at_its_rate_limit_every_order_invoiced_none_failed(
         mix=PAID_ONLY,
         worker_count=2,
         siigo_mode="test",
-        siigo_requests_per_minute=10,
-        siigo_rate_window_seconds=6.0,
+        connectors={"siigo": {"requests_per_minute": 10, "rate_window_seconds": 6.0}},
         before_seed=shrink_window,
     ) as st:
         assert st.setup is not None

@@ -93,7 +93,9 @@ async def test_migrate_makes_an_empty_latin1_database_utf8mb4_and_emoji_round_tr
     assert "switched it to utf8mb4" in result.stdout
     assert await _charset_problem(mariadb_url) is None
 
-    settings = settings_factory(database_url=mariadb_url, mercadolibre_client_id=APP_ID)
+    settings = settings_factory(
+        database_url=mariadb_url, connectors={"mercadolibre": {"client_id": APP_ID}}
+    )
     await link_seller(settings, str(SELLER))
     engine = create_engine(settings)
     key = await bootstrap_api_key(create_sessionmaker(engine), "tests-admin")

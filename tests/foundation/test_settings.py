@@ -92,6 +92,80 @@ def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert Settings().api_port == 9124
 
 
+#: Every connector variable operators' .env files use, with its default.
+CONNECTOR_VARIABLES = {
+    "CONEXAPI_MERCADOLIBRE_API_URL": ("mercadolibre", "api_url", "https://api.mercadolibre.com"),
+    "CONEXAPI_MERCADOLIBRE_AUTH_URL": (
+        "mercadolibre",
+        "auth_url",
+        "https://auth.mercadolibre.com.co",
+    ),
+    "CONEXAPI_MERCADOLIBRE_CLIENT_ID": ("mercadolibre", "client_id", ""),
+    "CONEXAPI_MERCADOLIBRE_REDIRECT_URI": (
+        "mercadolibre",
+        "redirect_uri",
+        "http://127.0.0.1:8000/oauth/mercadolibre/callback",
+    ),
+    "CONEXAPI_MERCADOLIBRE_NOTIFICATION_IPS": ("mercadolibre", "notification_ips", ""),
+    "CONEXAPI_MERCADOLIBRE_REQUESTS_PER_MINUTE": ("mercadolibre", "requests_per_minute", 100),
+    "CONEXAPI_SANDBOX_MERCADOLIBRE_PORT": ("mercadolibre", "sandbox_port", 8101),
+    "CONEXAPI_SIIGO_API_URL": ("siigo", "api_url", "https://api.siigo.com"),
+    "CONEXAPI_SIIGO_PARTNER_ID": ("siigo", "partner_id", "ConexAPI"),
+    "CONEXAPI_SIIGO_REQUESTS_PER_MINUTE": ("siigo", "requests_per_minute", 100),
+    "CONEXAPI_SIIGO_RATE_WINDOW_SECONDS": ("siigo", "rate_window_seconds", 60.0),
+    "CONEXAPI_SANDBOX_SIIGO_PORT": ("siigo", "sandbox_port", 8102),
+}
+
+
+def test_connector_settings_keep_their_variables_and_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = Settings().connectors
+    for variable, (connector, field, default) in CONNECTOR_VARIABLES.items():
+        assert getattr(defaults[connector], field) == default, variable
+    secrets = {"CONEXAPI_MERCADOLIBRE_CLIENT_SECRET", "CONEXAPI_MERCADOLIBRE_WEBHOOK_TOKEN"}
+    documented = {doc.env for doc in settings_docs()}
+    assert set(CONNECTOR_VARIABLES) | secrets <= documented
+    # From the .env file, and the environment over it, each by its own name.
+    (tmp_path / ".env").write_text(
+        "CONEXAPI_SIIGO_REQUESTS_PER_MINUTE=7\nCONEXAPI_SANDBOX_SIIGO_PORT=9102\n"
+        "CONEXAPI_MERCADOLIBRE_CLIENT_SECRET=from-file\nCONEXAPI_SIIGO_API_URL=http://file\n"
+    )
+    monkeypatch.setenv("CONEXAPI_SIIGO_API_URL", "http://env")
+    monkeypatch.setenv("CONEXAPI_MERCADOLIBRE_CLIENT_ID", "4242")
+    read = Settings().connectors
+    assert (read["siigo"].requests_per_minute, read["siigo"].sandbox_port) == (7, 9102)
+    assert read["siigo"].api_url == "http://env"
+    assert read["mercadolibre"].client_id == "4242"
+    secret = read["mercadolibre"].client_secret
+    assert isinstance(secret, SecretStr) and secret.get_secret_value() == "from-file"
+    assert "from-file" not in repr(read)
+    # Without the file, only the environment; given in code, over both.
+    assert Settings(_env_file=None).connectors["siigo"].requests_per_minute == 100
+    given = Settings(connectors={"siigo": {"requests_per_minute": 3, "sandbox_port": 1}})
+    assert (
+        given.connectors["siigo"].requests_per_minute,
+        given.connectors["siigo"].sandbox_port,
+    ) == (3, 1)
+    assert given.connectors["siigo"].api_url == "http://env"
+
+
+def test_a_bad_connector_setting_is_named_by_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conexapi.cli import _settings_errors
+
+    monkeypatch.setenv("CONEXAPI_SIIGO_REQUESTS_PER_MINUTE", "many")
+    monkeypatch.setenv("CONEXAPI_SANDBOX_MERCADOLIBRE_PORT", "high")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    message = _settings_errors(info.value)
+    assert "CONEXAPI_SIIGO_REQUESTS_PER_MINUTE: " in message
+    assert "CONEXAPI_SANDBOX_MERCADOLIBRE_PORT: " in message
+    with pytest.raises(ValidationError, match="siigo has no setting named request_per_minute"):
+        Settings(connectors={"siigo": {"request_per_minute": 1}})
+    with pytest.raises(ValidationError, match="no connector named nope"):
+        Settings(connectors={"nope": {}})
+
+
 def test_secrets_are_not_revealed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONEXAPI_SECRET_KEY", GOOD_SECRET)
     settings = Settings()
@@ -109,7 +183,9 @@ def test_secrets_are_not_revealed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_setting_is_in_env_example() -> None:
     text = (ROOT / ".env.example").read_text(encoding="utf-8")
-    missing = [f"CONEXAPI_{n.upper()}" for n in Settings.model_fields]
+    missing = [f"CONEXAPI_{n.upper()}" for n in Settings.model_fields if n != "connectors"]
+    for own in Settings(_env_file=None).connectors.values():
+        missing += [type(own).env_name(n) for n in type(own).model_fields]
     missing = [name for name in missing if f"{name}=" not in text]
     assert missing == [], "add them to .env.example: run `make docs`"
     assert text == env_example(), ".env.example is stale: run `make docs`"

@@ -274,3 +274,42 @@ async def test_a_body_nested_100000_levels_deep_is_a_400(
     )
     assert response.status_code == 400, response.text
     assert response.json()["status"] == "error" and response.json()["request_id"]
+
+
+def test_pipeline_settings_are_held_to_the_target_erps_own_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request read with one ERP's model is read again with the target ERP's: what the
+    target does not take is the request's 422, at the settings' own place."""
+    from dataclasses import replace
+
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import BaseModel, ConfigDict
+
+    from conexapi.pipelines import service
+    from connectors.registry import get_connector
+
+    class OtherErpSettings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        journal: str
+        invoice_on: str = "paid"
+        max_retry_hours: float = 48
+
+    other = replace(get_connector("siigo"), name="other", pipeline_settings=OtherErpSettings)
+    monkeypatch.setattr(
+        service, "get_connector", lambda name: other if name == "other" else get_connector(name)
+    )
+    first_erp = get_connector("siigo").pipeline_settings
+    assert first_erp is not None
+    sent = first_erp.model_validate(
+        {"document_type_id": "1", "seller_id": "2", "payment_type_id": "3", "tax_id": "4"}
+    )
+    # The ERP whose model read it takes it as it is.
+    assert service.target_settings("siigo", sent)["document_type_id"] == "1"
+    with pytest.raises(RequestValidationError) as refused:
+        service.target_settings("other", sent)
+    locs = {tuple(e["loc"]) for e in refused.value.errors()}
+    assert ("body", "settings", "journal") in locs
+    assert ("body", "settings", "document_type_id") in locs
+    taken = service.target_settings("other", OtherErpSettings(journal="J1"))
+    assert taken == {"journal": "J1", "invoice_on": "paid", "max_retry_hours": 48.0}

@@ -38,8 +38,10 @@ RECONCILE: dict[str, Any] = {
     "reconcile_lookback_seconds": 3 * 86400.0,
     "reconcile_lag_seconds": 0.0,
     # Siigo's pace (100 requests a minute) has tests of its own; here it would only slow.
-    "siigo_requests_per_minute": 100_000,
-    "mercadolibre_requests_per_minute": 100_000,
+    "connectors": {
+        "siigo": {"requests_per_minute": 100_000},
+        "mercadolibre": {"requests_per_minute": 100_000},
+    },
     "before_seed": _unlimited_siigo,
 }
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from pydantic_settings import BaseSettings
 
 from conexapi.kit.resources import Resources, open_resources
 from conexapi.migrate import upgrade
@@ -91,16 +92,32 @@ class ThreadedServer:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as CONEXAPI_* variables, for worker processes."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        raw = getattr(settings, name)
-        if hasattr(raw, "get_secret_value"):
-            value = raw.get_secret_value()
-        env[f"CONEXAPI_{name.upper()}"] = str(getattr(value, "value", value))
+    """The settings as CONEXAPI_* variables (each connector's under its own names), for
+    worker processes."""
+    env = _variables(settings, lambda name: f"CONEXAPI_{name.upper()}")
+    for own in settings.connectors.values():
+        env.update(_variables(own, type(own).env_name))
     return env
+
+
+def _variables(settings: BaseSettings, env_name: Callable[[str], str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None or name == "connectors":
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[env_name(name)] = str(getattr(value, "value", value))
+    return env
+
+
+def merge_settings(values: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """``values`` updated with ``overrides``, each connector's settings field by field."""
+    connectors = overrides.pop("connectors", {})
+    values.update(overrides)
+    for name, own in connectors.items():
+        values.setdefault("connectors", {}).setdefault(name, {}).update(own)
 
 
 @dataclass
@@ -331,12 +348,16 @@ def base_settings(
         "redis_url": redis_url,
         "api_port": api_port,
         "public_url": f"http://127.0.0.1:{api_port}",
-        "mercadolibre_api_url": ml_url,
-        "mercadolibre_auth_url": ml_url,
-        "mercadolibre_client_id": APP_ID,
-        "mercadolibre_client_secret": "demo-client-secret",
-        "mercadolibre_redirect_uri": f"http://127.0.0.1:{api_port}/oauth/mercadolibre/callback",
-        "siigo_api_url": siigo_url,
+        "connectors": {
+            "mercadolibre": {
+                "api_url": ml_url,
+                "auth_url": ml_url,
+                "client_id": APP_ID,
+                "client_secret": "demo-client-secret",
+                "redirect_uri": f"http://127.0.0.1:{api_port}/oauth/mercadolibre/callback",
+            },
+            "siigo": {"api_url": siigo_url},
+        },
         "sweeper_interval_seconds": 1.0,
         # A heartbeat a loaded machine delays must not hand a live run to another worker
         # (the tests count POSTs); the test that kills a worker sets a short one.
@@ -348,7 +369,7 @@ def base_settings(
         "http_timeout_seconds": 30.0,
         "log_level": "WARNING",
     }
-    values.update(overrides)
+    merge_settings(values, overrides)
     return Settings(_env_file=None, **values)
 
 

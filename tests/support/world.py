@@ -33,6 +33,7 @@ from conexapi.sync.runner import execute_run
 from connectors.models import AccountProfile, ErpCredentials, TokenSet
 from connectors.registry import all_connectors
 from tests.support.ids import ACCESS_KEY, APP_ID, PAID_ONLY, SELLER_ID, SIIGO_USER, SKUS
+from tests.support.stack import merge_settings
 
 ML = "http://ml.sandbox"
 SIIGO = "http://siigo.sandbox"
@@ -121,19 +122,22 @@ def world_settings(database_url: str, **overrides: Any) -> Settings:
         "env": Environment.test,
         "database_url": database_url,
         "redis_url": None,
-        "mercadolibre_api_url": ML,
-        "mercadolibre_auth_url": ML,
-        "mercadolibre_client_id": APP_ID,
-        "mercadolibre_client_secret": "demo-client-secret",
-        "siigo_api_url": SIIGO,
+        "connectors": {
+            "mercadolibre": {
+                "api_url": ML,
+                "auth_url": ML,
+                "client_id": APP_ID,
+                "client_secret": "demo-client-secret",
+                "requests_per_minute": 100_000,
+            },
+            # Siigo's pace (100 requests a minute) is the subject of other tests; here the
+            # sandbox does not limit and neither does the product (nor for Mercado Libre).
+            "siigo": {"api_url": SIIGO, "requests_per_minute": 100_000},
+        },
         "reconcile_lag_seconds": 0.0,
-        # Siigo's pace (100 requests a minute) is the subject of other tests; here the
-        # sandbox does not limit and neither does the product (nor for Mercado Libre).
-        "siigo_requests_per_minute": 100_000,
-        "mercadolibre_requests_per_minute": 100_000,
         "log_level": "WARNING",
     }
-    values.update(overrides)
+    merge_settings(values, overrides)
     return Settings(_env_file=None, **values)
 
 

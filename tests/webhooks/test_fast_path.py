@@ -18,7 +18,7 @@ from tests.support.webhooks import APP_ID, SELLER, link_seller, note
 @pytest.fixture
 async def app_settings(settings_factory: Any, migrated_db: Any, sqlite_url: str) -> Settings:
     await migrated_db(sqlite_url)
-    settings: Settings = settings_factory(mercadolibre_client_id=APP_ID)
+    settings: Settings = settings_factory(connectors={"mercadolibre": {"client_id": APP_ID}})
     await link_seller(settings, str(SELLER))
     return settings
 

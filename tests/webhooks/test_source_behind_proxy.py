@@ -24,8 +24,7 @@ async def app_settings(
 ) -> Settings:
     await migrated_db(sqlite_url)
     settings: Settings = settings_factory(
-        mercadolibre_client_id=APP_ID,
-        mercadolibre_notification_ips=MERCADOLIBRE,
+        connectors={"mercadolibre": {"client_id": APP_ID, "notification_ips": MERCADOLIBRE}},
         trusted_proxies=PROXY,
     )
     await link_seller(settings, str(SELLER))

@@ -34,7 +34,9 @@ async def app_settings(
     """Body limit 4096 bytes, or ``request.param`` (``indirect`` parametrization)."""
     await migrated_db(sqlite_url)
     max_body_bytes = getattr(request, "param", 4096)
-    settings = settings_factory(mercadolibre_client_id=APP_ID, max_body_bytes=max_body_bytes)
+    settings = settings_factory(
+        connectors={"mercadolibre": {"client_id": APP_ID}}, max_body_bytes=max_body_bytes
+    )
     await link_seller(settings, str(SELLER))
     return settings
 

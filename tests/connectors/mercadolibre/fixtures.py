@@ -94,18 +94,18 @@ class Callback:
 
 
 def ml_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "env": "test",
-        "mercadolibre_api_url": SANDBOX_BASE,
-        "mercadolibre_auth_url": SANDBOX_BASE,
-        "mercadolibre_client_id": CLIENT_ID,
-        "mercadolibre_client_secret": SecretStr(CLIENT_SECRET),
-        "mercadolibre_redirect_uri": REDIRECT_URI,
-        "mercadolibre_webhook_token": SecretStr(WEBHOOK_TOKEN),
-        "mercadolibre_notification_ips": "",
+    """Test settings; ``overrides`` are the connector's own settings (``api_url=...``)."""
+    own: dict[str, Any] = {
+        "api_url": SANDBOX_BASE,
+        "auth_url": SANDBOX_BASE,
+        "client_id": CLIENT_ID,
+        "client_secret": SecretStr(CLIENT_SECRET),
+        "redirect_uri": REDIRECT_URI,
+        "webhook_token": SecretStr(WEBHOOK_TOKEN),
+        "notification_ips": "",
     }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+    own.update(overrides)
+    return Settings(_env_file=None, env="test", connectors={"mercadolibre": own})
 
 
 @dataclass

@@ -147,9 +147,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def connector(http: httpx.AsyncClient) -> MercadoLibreConnector:
-    settings = ml_settings(
-        mercadolibre_api_url=API, mercadolibre_auth_url="https://auth.mercadolibre.com.co"
-    )
+    settings = ml_settings(api_url=API, auth_url="https://auth.mercadolibre.com.co")
     return factory(http, settings, NoLimit())
 
 
@@ -195,9 +193,7 @@ def test_authorization_url_uses_the_sites_host_and_pkce_s256(
 
 
 def test_authorization_url_keeps_a_sandbox_base(http: httpx.AsyncClient) -> None:
-    connector = factory(
-        http, ml_settings(mercadolibre_auth_url="http://127.0.0.1:8101/"), NoLimit()
-    )
+    connector = factory(http, ml_settings(auth_url="http://127.0.0.1:8101/"), NoLimit())
     url = connector.authorization_request(state="s", site="MLM").url
     assert url.startswith("http://127.0.0.1:8101/authorization?")
 

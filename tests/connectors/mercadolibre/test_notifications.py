@@ -84,7 +84,7 @@ def test_application_id_is_compared_as_text_beyond_2_53() -> None:
 
 def test_nothing_verifies_without_a_configured_client_id() -> None:
     with pytest.raises(InvalidNotification):
-        connector(mercadolibre_client_id="").parse_notification(inbound(ORDER_BODY))
+        connector(client_id="").parse_notification(inbound(ORDER_BODY))
 
 
 @pytest.mark.parametrize(
@@ -168,12 +168,12 @@ def test_url_token() -> None:
         with pytest.raises(InvalidNotification):
             c.parse_notification(inbound(ORDER_BODY, token=token))
     # No token configured: none is needed.
-    open_connector = connector(mercadolibre_webhook_token="")
+    open_connector = connector(webhook_token="")
     assert open_connector.parse_notification(inbound(ORDER_BODY, token=None)).order_id
 
 
 def test_source_ip_allow_list() -> None:
-    c = connector(mercadolibre_notification_ips="54.88.218.97, 18.215.140.160,35.186.0.0/16")
+    c = connector(notification_ips="54.88.218.97, 18.215.140.160,35.186.0.0/16")
     assert c.parse_notification(inbound(ORDER_BODY, ip="54.88.218.97")).order_id
     assert c.parse_notification(inbound(ORDER_BODY, ip="35.186.182.146")).order_id
     for ip in ("10.0.0.1", None, "not-an-ip"):

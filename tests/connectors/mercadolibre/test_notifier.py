@@ -193,7 +193,7 @@ async def test_repeat_distinct_events_and_same_event(env: MLEnv) -> None:
 
 
 async def test_source_ip_is_what_the_product_checks() -> None:
-    strict = ml_settings(mercadolibre_notification_ips="54.88.218.97")
+    strict = ml_settings(notification_ips="54.88.218.97")
     async with ml_env(settings=strict) as env:
         await notify(env)
         assert env.connector.parse_notification(env.callback.received[0].inbound()).order_id

@@ -72,7 +72,7 @@ async def test_over_real_http(base_url: str) -> None:
                 "pkce": True,
             },
         )
-        settings = ml_settings(mercadolibre_api_url=base_url, mercadolibre_auth_url=base_url)
+        settings = ml_settings(api_url=base_url, auth_url=base_url)
         connector = factory(http, settings, NoLimit())
 
         request = connector.authorization_request(state="s1")

@@ -275,7 +275,10 @@ def test_partner_id_format_is_checked_up_front() -> None:
 def test_factory_builds_from_settings() -> None:
     from conexapi.settings import Environment, Settings
 
-    settings = Settings(env=Environment.test, siigo_api_url=BASE + "/", siigo_partner_id="Tienda1")
+    settings = Settings(
+        env=Environment.test,
+        connectors={"siigo": {"api_url": BASE + "/", "partner_id": "Tienda1"}},
+    )
     limiter = RecordingLimiter()
     built = siigo_spec.factory(httpx.AsyncClient(), settings, limiter)
     assert isinstance(built, SiigoConnector)

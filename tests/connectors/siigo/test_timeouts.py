@@ -22,7 +22,7 @@ async def test_documents_and_other_calls_use_the_configured_timeouts() -> None:
     settings = Settings(
         _env_file=None,
         env=Environment.test,
-        siigo_api_url=BASE,
+        connectors={"siigo": {"api_url": BASE}},
         http_timeout_seconds=7.0,
         erp_document_timeout_seconds=11.0,
     )
