@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from connectors.siigo.sandbox import rules
+from connectors.siigo.sandbox import fields
 from connectors.siigo.sandbox.api import read_json
 from connectors.siigo.sandbox.state import (
     Company,
@@ -38,9 +38,9 @@ def admin_router(state: SiigoState) -> APIRouter:
 
     @router.post("/companies")
     async def create_company(request: Request) -> Response:
-        body = rules.obj(await read_json(request), "body")
-        username = rules.text(body.get("username"), "username")
-        access_key = rules.text(body.get("access_key"), "access_key")
+        body = fields.obj(await read_json(request), "body")
+        username = fields.text(body.get("username"), "username")
+        access_key = fields.text(body.get("access_key"), "access_key")
         mode = body.get("mode", "production")
         if mode not in MODES:
             raise SiigoApiError(400, "invalid_value", "mode is production or test", ["mode"])
@@ -54,24 +54,24 @@ def admin_router(state: SiigoState) -> APIRouter:
 
     @router.post("/products")
     async def create_product(request: Request) -> Response:
-        body = rules.obj(await read_json(request), "body")
+        body = fields.obj(await read_json(request), "body")
         company = company_or_404(body.get("company"))
-        code = rules.text(body.get("code"), "code")
+        code = fields.text(body.get("code"), "code")
         if not _CODE_RE.fullmatch(code):
             raise SiigoApiError(400, "invalid_code", "No quotes or spaces in a code", ["code"])
         if company.product_by_code(code) is not None:
             raise SiigoApiError(400, "already_exists", f"The product {code} exists", ["code"])
         taxes = []
-        for ref in rules.array(body.get("taxes"), "taxes", required=False):
+        for ref in fields.array(body.get("taxes"), "taxes", required=False):
             tax_id = ref.get("id") if isinstance(ref, dict) else ref
-            tax = company.taxes.get(rules.integer(tax_id, "taxes"))
+            tax = company.taxes.get(fields.integer(tax_id, "taxes"))
             if tax is None:
                 raise SiigoApiError(400, "invalid_reference", f"No tax {tax_id}", ["taxes"])
             taxes.append({k: tax[k] for k in ("id", "name", "type", "percentage")})
         product: Json = {
             "id": str(uuid.uuid4()),
             "code": code,
-            "name": rules.text(body.get("name"), "name"),
+            "name": fields.text(body.get("name"), "name"),
             "account_group": {"id": 1253, "name": "Productos"},
             "type": body.get("type", "Product"),
             "stock_control": False,
@@ -91,7 +91,7 @@ def admin_router(state: SiigoState) -> APIRouter:
             "metadata": {"created": iso_utc(state.now()), "last_updated": None},
         }
         if body.get("price") is not None:
-            price = rules.number(body["price"], "price")
+            price = fields.number(body["price"], "price")
             product["prices"] = [
                 {
                     "currency_code": "COP",
@@ -121,7 +121,7 @@ def admin_router(state: SiigoState) -> APIRouter:
         found = state.find_invoice(invoice_id)
         if found is None:
             raise SiigoApiError(404, "not_found", "The invoice does not exist")
-        changes = rules.obj(await read_json(request), "body")
+        changes = fields.obj(await read_json(request), "body")
         invoice = found[1].invoice
         _merge(invoice, {k: v for k, v in changes.items() if k != "id"})
         invoice["metadata"]["last_updated"] = iso_utc(state.now())
@@ -152,7 +152,7 @@ def admin_router(state: SiigoState) -> APIRouter:
 
     @router.patch("/customers/{customer_id}")
     async def edit_customer(customer_id: str, request: Request) -> Response:
-        changes = rules.obj(await read_json(request), "body")
+        changes = fields.obj(await read_json(request), "body")
         for company in state.companies.values():
             customer = company.customers.get(customer_id)
             if customer is not None:
@@ -163,7 +163,7 @@ def admin_router(state: SiigoState) -> APIRouter:
 
     @router.post("/tokens/expire")
     async def expire_tokens(request: Request) -> Response:
-        body = rules.obj(await read_json(request), "body", required=False)
+        body = fields.obj(await read_json(request), "body", required=False)
         company = company_or_404(body["company"]) if body.get("company") else None
         return siigo_json({"expired": state.expire_tokens(company)})
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from connectors.sandbox_kit import Sandbox
 from connectors.siigo import wire
-from connectors.siigo.sandbox import rules
+from connectors.siigo.sandbox import customers, fields, rules
 from connectors.siigo.sandbox.state import (
     Company,
     InvoiceRecord,
@@ -107,9 +107,9 @@ def api_router(state: SiigoState, sandbox: Sandbox) -> APIRouter:
     async def auth(request: Request) -> Response:
         # No Partner-Id check here: /auth answers without it (observed). Status 200 as
         # observed (the blueprint says 201).
-        body = rules.obj(await read_json(request), "body")
-        username = rules.text(body.get("username"), "username")
-        access_key = rules.text(body.get("access_key"), "access_key")
+        body = fields.obj(await read_json(request), "body")
+        username = fields.text(body.get("username"), "username")
+        access_key = fields.text(body.get("access_key"), "access_key")
         company = state.companies.get(username)
         if company is None or not secrets.compare_digest(
             access_key.encode(), company.access_key.encode()
@@ -159,7 +159,7 @@ def api_router(state: SiigoState, sandbox: Sandbox) -> APIRouter:
 
     @router.post("/v1/customers")
     async def create_customer(request: Request, company: CompanyDep) -> Response:
-        customer = rules.build_customer(state, company, await read_json(request))
+        customer = customers.build_customer(state, company, await read_json(request))
         company.customers[customer["id"]] = customer
         return siigo_json(customer, 201)
 
