@@ -16,151 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.mercadolibre.sandbox.buyers import Buyer
+from connectors.mercadolibre.sandbox.catalogue import DEFAULT_CATALOGUE, CatalogueItem
 from connectors.mercadolibre.sandbox.state import local_stamp, utc_stamp
 
-
-@dataclass(frozen=True)
-class CatalogueItem:
-    sku: str
-    title: str
-    #: Price before IVA, in pesos.
-    net_price: Decimal
-    iva_rate: Decimal = Decimal("0.19")
-    category_id: str = "MCO1747"
-
-    @property
-    def price(self) -> Decimal:
-        """The price Mercado Libre shows and charges: IVA included, whole pesos."""
-        return iva_inclusive(self.net_price, self.iva_rate)
-
-
-def iva_inclusive(net: Decimal, rate: Decimal) -> Decimal:
-    return (net * (1 + rate)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-
-
-DEFAULT_CATALOGUE: tuple[CatalogueItem, ...] = (
-    CatalogueItem(
-        "AUD-BT-500",
-        "Audífonos Bluetooth Inalámbricos Bt500",
-        Decimal(75546),
-        category_id="MCO3697",
-    ),
-    CatalogueItem(
-        "CAF-MOL-250", "Café Molido Origen Huila 250 g", Decimal(18000), Decimal("0.05"), "MCO1403"
-    ),
-    CatalogueItem(
-        "TEC-MEC-RGB",
-        "Teclado Mecánico Rgb Switch Rojo Español",
-        Decimal(159580),
-        category_id="MCO1714",
-    ),
-    CatalogueItem(
-        "MOU-INL-01",
-        "Mouse Inalámbrico Ergonómico Recargable",
-        Decimal(41933),
-        category_id="MCO1714",
-    ),
-    CatalogueItem(
-        "CAM-ALG-M", "Camiseta Algodón Hombre Cuello Redondo", Decimal(29328), category_id="MCO1430"
-    ),
-    CatalogueItem(
-        "ZAP-RUN-42", "Zapatillas Running Hombre Talla 42", Decimal(167143), category_id="MCO1430"
-    ),
-    CatalogueItem(
-        "LIC-500W", "Licuadora 500 W Vaso De Vidrio 1.5 L", Decimal(125966), category_id="MCO5726"
-    ),
-    CatalogueItem(
-        "OLL-PRE-6L",
-        "Olla A Presión 6 Litros Acero Inoxidable",
-        Decimal(142773),
-        category_id="MCO1574",
-    ),
-    CatalogueItem(
-        "CAR-USBC-20W", "Cargador Usb-c 20 W Carga Rápida", Decimal(33529), category_id="MCO3813"
-    ),
-    CatalogueItem(
-        "TER-ACE-1L", "Termo Acero Inoxidable 1 Litro", Decimal(50336), category_id="MCO1574"
-    ),
-    CatalogueItem(
-        "MOR-ESC-15",
-        "Morral Escolar Impermeable 15 Pulgadas",
-        Decimal(71345),
-        category_id="MCO3937",
-    ),
-    CatalogueItem(
-        "SMW-FIT-P8",
-        "Reloj Inteligente Smartwatch P8 Deportivo",
-        Decimal(109160),
-        category_id="MCO3697",
-    ),
-)
-
-FIRST_NAMES = (
-    "Juan",
-    "Carlos",
-    "Andrés",
-    "Luis",
-    "Jorge",
-    "Santiago",
-    "Felipe",
-    "Camilo",
-    "Diego",
-    "María",
-    "Ana",
-    "Laura",
-    "Valentina",
-    "Daniela",
-    "Paula",
-    "Carolina",
-    "Natalia",
-    "Sofía",
-)
-LAST_NAMES = (
-    "Rodríguez",
-    "Gómez",
-    "González",
-    "Martínez",
-    "García",
-    "López",
-    "Hernández",
-    "Sánchez",
-    "Ramírez",
-    "Pérez",
-    "Díaz",
-    "Torres",
-    "Rojas",
-    "Vargas",
-    "Moreno",
-    "Castro",
-    "Ortiz",
-)
-COMPANY_WORDS = (
-    "Distribuciones",
-    "Comercializadora",
-    "Inversiones",
-    "Soluciones",
-    "Suministros",
-    "Tecnología",
-    "Andina",
-    "del Caribe",
-    "Pacífico",
-    "Integrales",
-    "Global",
-    "Express",
-)
-CITIES = (
-    ("Bogotá D.C.", "Bogotá D.C."),
-    ("Medellín", "Antioquia"),
-    ("Cali", "Valle del Cauca"),
-    ("Barranquilla", "Atlántico"),
-    ("Cartagena de Indias", "Bolívar"),
-    ("Bucaramanga", "Santander"),
-    ("Pereira", "Risaralda"),
-    ("Manizales", "Caldas"),
-    ("Villavicencio", "Meta"),
-    ("Pasto", "Nariño"),
-)
-STREETS = ("Calle", "Carrera", "Avenida", "Transversal", "Diagonal")
 PAYMENT_METHODS = (
     ("visa", "credit_card"),
     ("master", "credit_card"),
@@ -245,76 +104,6 @@ class _FixedPriceItem(CatalogueItem):
         return self.fixed
 
 
-class _Buyer:
-    def __init__(self, rng: random.Random, nit: bool, processing: bool) -> None:
-        self.id = rng.randrange(100_000_000, 2_999_999_999)
-        city, state = rng.choice(CITIES)
-        street = f"{rng.choice(STREETS)} {rng.randrange(1, 180)}"
-        number = f"# {rng.randrange(1, 120)}-{rng.randrange(1, 99)}"
-        self.billing_id = str(rng.randrange(10**17, 10**18))
-        if nit:
-            words = rng.sample(COMPANY_WORDS, 2)
-            self.name = f"{words[0]} {words[1]} S.A.S."
-            self.last_name = ""
-            self.doc_type, self.cust_type = "NIT", "BU"
-            self.doc_number = str(rng.randrange(800_000_000, 901_999_999))
-            self.nickname = "".join(w[:4] for w in words).upper() + str(rng.randrange(10, 99))
-        else:
-            self.name = rng.choice(FIRST_NAMES)
-            self.last_name = f"{rng.choice(LAST_NAMES)} {rng.choice(LAST_NAMES)}"
-            self.doc_type, self.cust_type = "CC", "CO"
-            # Older cédulas have 8 digits; recent ones 10 starting with 10.
-            self.doc_number = (
-                str(rng.randrange(10_000_000, 99_999_999))
-                if rng.random() < 0.4
-                else str(rng.randrange(1_000_000_000, 1_099_999_999))
-            )
-            self.nickname = (self.name[:4] + self.last_name.split()[0][:4]).upper() + str(
-                rng.randrange(100, 999)
-            )
-        self.address = {
-            "street_name": street,
-            "street_number": number,
-            "city_name": city,
-            "state": {"name": state},
-            "zip_code": None,
-            "country_id": "CO",
-        }
-        self.processing = processing
-
-    def billing_document(self, seller_id: int) -> dict[str, Any]:
-        if self.processing:
-            # While the fiscal document is PROCESSING the fields come back null.
-            info: dict[str, Any] = {
-                "name": None,
-                "last_name": None,
-                "identification": {"type": None, "number": None},
-                "address": None,
-                "attributes": {"cust_type": None},
-                "taxes": None,
-            }
-        else:
-            info = {
-                "name": self.name,
-                "last_name": self.last_name,
-                "identification": {"type": self.doc_type, "number": self.doc_number},
-                "address": dict(self.address),
-                "attributes": {"cust_type": self.cust_type},
-                "taxes": {
-                    "taxpayer_type": {
-                        "description": "Persona jurídica"
-                        if self.cust_type == "BU"
-                        else "Persona natural"
-                    }
-                },
-            }
-        return {
-            "site_id": "MCO",
-            "buyer": {"cust_id": self.id, "billing_info": info},
-            "seller": {"id": seller_id},
-        }
-
-
 class OrderGenerator:
     def __init__(
         self,
@@ -356,7 +145,7 @@ class OrderGenerator:
                 size = min(self.rng.choice((2, 2, 3)), count - len(out))
             nit = self.rng.random() < self.mix.nit_rate
             processing = self.rng.random() < self.mix.processing_rate
-            buyer = _Buyer(self.rng, nit, processing)
+            buyer = Buyer(self.rng, nit, processing)
             created = self._moment()
             pack_id = self._id(2_000_000_000_000_000, 2_999_999_999_999_999) if size > 1 else None
             status = self._status()
@@ -430,7 +219,7 @@ class OrderGenerator:
 
     def _order(
         self,
-        buyer: _Buyer,
+        buyer: Buyer,
         created: datetime,
         pack_id: int | None,
         status: str,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.mercadolibre.sandbox.generator import DEFAULT_CATALOGUE, iva_inclusive
+from connectors.mercadolibre.sandbox.catalogue import DEFAULT_CATALOGUE, iva_inclusive
 from connectors.models import OrderStatus
 from tests.connectors.mercadolibre.fixtures import SELLER_ID, MLEnv, ml_env
 
