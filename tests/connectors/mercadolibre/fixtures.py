@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import respx
 from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.types import Receive, Scope, Send
@@ -237,3 +238,128 @@ async def ml_env(
         await sandbox.notifier.aclose()
         await http.aclose()
         await admin.aclose()
+
+
+# --- respx order payloads (the connector tests) ------------------------------------------
+
+API = "https://api.mercadolibre.com"
+TOKEN = "APP_USR-test-token"
+BILLING_ID = "677487519924852462"
+
+
+def mco_order(**changes: Any) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "id": 2000010733434062,
+        "status": "paid",
+        "status_detail": None,
+        "date_created": "2026-03-02T10:01:50.000-04:00",
+        "date_closed": "2026-03-02T10:04:07.000-04:00",
+        "last_updated": "2026-03-02T11:00:00.000-04:00",
+        "date_last_updated": "2026-03-02T15:00:00.120Z",
+        "pack_id": 2000004455667788,
+        "order_items": [
+            {
+                "item": {
+                    "id": "MCO1054990648",
+                    "title": "Audífonos Bluetooth",
+                    "variation_id": 174000111222,
+                    "seller_sku": "AUD-BT-500",
+                    "seller_custom_field": "OLD-CODE",
+                },
+                "quantity": 2,
+                "unit_price": 80910,
+                "full_unit_price": 89900,
+                "currency_id": "COP",
+            },
+            {
+                "item": {
+                    "id": "MCO2000000001",
+                    "title": "Cargador USB-C",
+                    "variation_id": None,
+                    "seller_sku": None,
+                    "seller_custom_field": "CAR-USBC-20W",
+                },
+                "quantity": 1,
+                "unit_price": 39900.5,
+                "full_unit_price": None,
+                "currency_id": "COP",
+            },
+        ],
+        "total_amount": 201720.5,
+        "paid_amount": 214620.5,
+        "shipping_cost": None,
+        "currency_id": "COP",
+        "buyer": {"id": 2212631646, "billing_info": {"id": BILLING_ID}},
+        "seller": {"id": 468424240},
+        "payments": [
+            {
+                "id": 4792155710,
+                "status": "approved",
+                "transaction_amount": 201720.5,
+                "shipping_cost": 12900,
+                "payment_method_id": "pse",
+                "date_approved": "2026-03-02T10:04:07.000-04:00",
+            },
+            {
+                "id": 4792155711,
+                "status": "rejected",
+                "transaction_amount": 201720.5,
+                "shipping_cost": 12900,
+                "payment_method_id": "visa",
+                "date_approved": None,
+            },
+        ],
+        "context": {"channel": "marketplace", "site": "MCO", "flows": []},
+        "tags": ["paid", "not_delivered"],
+    }
+    order.update(changes)
+    return order
+
+
+def nit_billing() -> dict[str, Any]:
+    return {
+        "site_id": "MCO",
+        "buyer": {
+            "cust_id": 2212631646,
+            "billing_info": {
+                "name": "Distribuciones Andina S.A.S.",
+                "last_name": "",
+                "identification": {"type": "NIT", "number": "900123456"},
+                "address": {
+                    "street_name": "Calle 100",
+                    "street_number": "# 15-20",
+                    "city_name": "Bogotá D.C.",
+                    "state": {"name": "Bogotá D.C."},
+                    "zip_code": "110111",
+                },
+                "attributes": {"cust_type": "BU"},
+            },
+        },
+    }
+
+
+def cc_billing() -> dict[str, Any]:
+    return {
+        "site_id": "MCO",
+        "buyer": {
+            "cust_id": 2212631646,
+            "billing_info": {
+                "name": "Laura",
+                "last_name": "Gómez Rojas",
+                "identification": {"type": "CC", "number": "1020304050"},
+                "address": {
+                    "street_name": "Carrera 7",
+                    "street_number": "# 45-10",
+                    "city_name": "Medellín",
+                    "state": {"name": "Antioquia"},
+                },
+                "attributes": {"cust_type": "CO"},
+            },
+        },
+    }
+
+
+def mock_order(order: dict[str, Any], billing: dict[str, Any] | None = None, **kw: Any) -> None:
+    respx.get(f"{API}/orders/{order['id']}").respond(json=order, **kw)
+    if billing is not None:
+        respx.get(f"{API}/orders/billing-info/MCO/{BILLING_ID}").respond(json=billing)
