@@ -7,7 +7,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,13 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from connectors.models import ErpCredentials, InvoiceDraft, InvoiceItem, InvoicePayment
+from connectors.models import (
+    ErpCredentials,
+    InvoiceDraft,
+    InvoiceItem,
+    InvoicePayment,
+    RateBudget,
+)
 from connectors.siigo import wire
 from connectors.siigo.erp import SiigoConnector
 from connectors.siigo.sandbox import create_app
@@ -390,3 +396,45 @@ def invoice_json(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+# --- the connector against respx (test_client*.py) ---------------------------------------
+
+BASE = "https://api.siigo.test"
+CREDS = ErpCredentials(username="api@empresa.example", access_key=SecretStr("secret-key"))
+OTHER = ErpCredentials(username="otra@empresa.example", access_key=SecretStr("other-key"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class RecordingLimiter:
+    """Yields to the loop on every acquire, as a shared limiter would."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.budgets: list[RateBudget] = []
+        self.pushed: list[tuple[str, float]] = []
+
+    async def acquire(self, key: str, budget: RateBudget) -> None:
+        self.keys.append(key)
+        self.budgets.append(budget)
+        await asyncio.sleep(0)
+
+    async def push_back(self, key: str, seconds: float) -> None:
+        self.pushed.append((key, seconds))
+
+
+def products(*codes: str) -> dict[str, Any]:
+    return {
+        "pagination": {"page": 1, "page_size": 25, "total_results": len(codes)},
+        "results": [
+            {"id": f"id-{c}", "code": c, "name": c, "active": True, "taxes": [{"id": 13156}]}
+            for c in codes
+        ],
+    }
