@@ -1,4 +1,4 @@
-"""Fixtures shared by the Mercado Libre connector tests (pytest finds them; never import)."""
+"""Fixtures shared by the Mercado Libre tests (pytest finds them; never import a conftest)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from connectors.base import NoLimit
 from connectors.mercadolibre import MercadoLibreConnector, factory
-from tests.connectors.mercadolibre.fixtures import API, ml_settings
+from tests.connectors.mercadolibre.fixtures import API, MLEnv, ml_env, ml_settings
 
 
 @pytest.fixture
@@ -22,3 +22,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 def connector(http: httpx.AsyncClient) -> MercadoLibreConnector:
     settings = ml_settings(api_url=API, auth_url="https://auth.mercadolibre.com.co")
     return factory(http, settings, NoLimit())
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[MLEnv]:
+    async with ml_env() as env:
+        yield env

@@ -7,12 +7,14 @@ Plain async factories (STYLE §12); each test module makes its own small fixture
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import respx
@@ -363,3 +365,58 @@ def mock_order(order: dict[str, Any], billing: dict[str, Any] | None = None, **k
     respx.get(f"{API}/orders/{order['id']}").respond(json=order, **kw)
     if billing is not None:
         respx.get(f"{API}/orders/billing-info/MCO/{BILLING_ID}").respond(json=billing)
+
+
+# --- the sandbox's OAuth over raw HTTP (test_sandbox*.py) --------------------------------
+
+VERIFIER = "v" * 43 + "-verifier_0123456789"
+
+
+def challenge(verifier: str = VERIFIER) -> str:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def auth_query(**overrides: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "state": "st-1",
+        "code_challenge": challenge(),
+        "code_challenge_method": "S256",
+    }
+    params.update(overrides)
+    return urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def redirect_query(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+async def get_code(env: MLEnv, user_id: int = SELLER_ID, **overrides: str) -> str:
+    response = await env.admin.get(
+        f"/authorization?{auth_query(**overrides)}&auto_consent={user_id}"
+    )
+    assert response.status_code == 302, response.text
+    return redirect_query(response.headers["location"])["code"]
+
+
+async def token_call(env: MLEnv, **form: str) -> Any:
+    body = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **form}
+    return await env.admin.post("/oauth/token", data=body)
+
+
+async def exchange(env: MLEnv, code: str, verifier: str = VERIFIER) -> Any:
+    return await token_call(
+        env,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT_URI,
+        code_verifier=verifier,
+    )
+
+
+async def bearer(env: MLEnv, user_id: int = SELLER_ID) -> dict[str, str]:
+    tokens = await env.tokens(user_id)
+    return {"Authorization": f"Bearer {tokens.access_token.get_secret_value()}"}
